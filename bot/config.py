@@ -1,0 +1,182 @@
+"""One typed settings object: TOML file, overridden by BOT_<SECTION>__<KEY> environment variables.
+
+Loaded and checked once at start-up by `load_settings`; any problem is a ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/bot.toml")
+Security = Literal["ssl", "starttls", "none"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MailboxSettings(Section):
+    host: str
+    port: int = Field(993, ge=1, le=65535)
+    security: Security = "ssl"
+    username: str
+    password: SecretStr = SecretStr("")
+    folder: str = "INBOX"
+    tls_verify: bool = True  # turn off only for a test server with a self-signed certificate
+    ca_file: str = ""  # extra CA bundle to trust (e.g. a private CA)
+    processed_folder: str = ""  # move processed mail here; "" keeps it in `folder` (marked \Seen)
+    first_start: Literal["unseen", "all", "new"] = "unseen"
+    idle_renew_seconds: int = Field(25 * 60, ge=10, le=29 * 60)
+    poll_seconds: int = Field(60, ge=1)  # used when the server lacks IDLE
+    max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    fetch_batch: int = Field(200, ge=1, le=5000)
+    timeout_seconds: float = Field(60.0, gt=0)
+    reconnect_max_seconds: float = Field(60.0, gt=0)
+
+
+class SmtpSettings(Section):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Security = "starttls"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    from_address: str
+    from_name: str = "Privacy Office"
+    tls_verify: bool = True
+    ca_file: str = ""
+    timeout_seconds: float = Field(30.0, gt=0)
+    connections: int = Field(4, ge=1, le=32)
+    max_attempts: int = Field(10, ge=1)
+    retry_base_seconds: float = Field(30.0, gt=0)
+    japanese_charset: Literal["utf-8", "iso-2022-jp"] = "utf-8"
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite:///data/bot.db"
+    keep_bodies: bool = False  # store the text of inbound mail (off: ids, dates and kinds only)
+
+
+class StaffSettings(Section):
+    digest_recipients: list[str] = Field(default_factory=list)
+    digest_time: time = time(9, 0)
+    language: Literal["en", "ja"] = "en"
+
+
+class PolicySettings(Section):
+    timezone: str = "Asia/Tokyo"
+    response_days: int = Field(14, ge=1, le=365)
+    postal_address: str
+    max_auto_replies_per_sender_per_day: int = Field(3, ge=0)
+    company_name: str = "the Company"
+    ref_prefix: str = Field("PRV", pattern=r"^[A-Z]{2,8}$")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class PathSettings(Section):
+    templates: str = "templates"
+    rules: str = "config/rules.toml"
+
+
+class LogSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    mailbox: MailboxSettings
+    smtp: SmtpSettings
+    database: DatabaseSettings = DatabaseSettings()
+    staff: StaffSettings = StaffSettings()
+    policy: PolicySettings
+    paths: PathSettings = PathSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, which arrives as init arguments.
+        return env_settings, init_settings
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.policy.timezone)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data with every secret replaced by '***'."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        for section in ("mailbox", "smtp"):
+            if data[section].get("password"):
+                data[section]["password"] = "***"
+        data["database"]["url"] = _mask_url(data["database"]["url"])
+        return data
+
+
+def _mask_url(url: str) -> str:
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail:
+        creds, _, host = tail.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{head}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def config_path(cli_value: str | None) -> Path:
+    return Path(cli_value or os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found (use --config PATH or BOT_CONFIG)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        env = "BOT_" + "__".join(str(p).upper() for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "is required"
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a known key"
+        shown = "" if "password" in key or err["type"] in ("missing", "extra_forbidden") else f" (got {err.get('input')!r})"
+        lines.append(f"config key {key} {msg}{shown} [file {path}, or {env}]")
+    return "; ".join(lines)
