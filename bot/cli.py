@@ -1,0 +1,249 @@
+"""Command line: `python run_bot.py [--config PATH] COMMAND ...` (SPEC section 2).
+
+Only this module decides exit codes: 0 done, 1 failed, 2 bad usage or bad config.
+Results go to standard output, logs to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bot.config import Settings, config_path, load_settings
+from bot.errors import BotError, ConfigError, UsageError
+
+log = logging.getLogger("bot")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # exit 2 with one line, as argparse does, but via UsageError
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="run_bot.py", description="Privacy mailbox bot")
+    p.add_argument("--config", help="config file (default: $BOT_CONFIG or config/bot.toml)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="watch the mailbox and answer, until stopped")
+    run.add_argument("--once", action="store_true", help="process what is waiting, send what is due, exit")
+
+    cases = sub.add_parser("cases", help="list, show and update cases")
+    csub = cases.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ls = csub.add_parser("list", help="the cases")
+    ls.add_argument("--status", choices=["awaiting_documents", "in_progress", "responded", "closed", "needs_staff"])
+    ls.add_argument("--kind", choices=["disclosure", "amendment", "addition", "deletion", "third_party_stop",
+                                       "marketing_opt_out", "general"])
+    ls.add_argument("--overdue", action="store_true", help="only cases past their due date")
+    ls.add_argument("--json", action="store_true")
+    show = csub.add_parser("show", help="one case with its messages and events")
+    show.add_argument("ref")
+    show.add_argument("--json", action="store_true")
+    docs = csub.add_parser("docs-received", help="the postal documents arrived: starts the response clock")
+    docs.add_argument("ref")
+    docs.add_argument("--on", help="date (YYYY-MM-DD) or date-time; default now")
+    ext = csub.add_parser("extend", help="extend the due date")
+    ext.add_argument("ref")
+    ext.add_argument("--days", type=int, required=True)
+    ext.add_argument("--reason", required=True)
+    resp = csub.add_parser("responded", help="the written answer was sent")
+    resp.add_argument("ref")
+    resp.add_argument("--on")
+    close = csub.add_parser("close", help="close the case")
+    close.add_argument("ref")
+    close.add_argument("--reason", default="")
+
+    tpl = sub.add_parser("templates", help="check or preview reply templates")
+    tsub = tpl.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    tsub.add_parser("check", help="render every template in every language with sample data")
+    prev = tsub.add_parser("preview", help="print one rendered message")
+    prev.add_argument("name")
+    prev.add_argument("--lang", choices=["ja", "en"], default="en")
+
+    cfg = sub.add_parser("config", help="show the effective configuration, secrets masked")
+    csub2 = cfg.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    csub2.add_parser("show")
+
+    demo = sub.add_parser("demo", help="run the whole bot here with its own IMAP and SMTP servers")
+    demo.add_argument("--dir", default="demo-data", help="where the demo keeps its SQLite file")
+    demo.add_argument("--exit-after", type=float, default=0.0,
+                      help="stop after this many seconds once the samples are answered (0: run until Ctrl-C)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging("INFO")
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            return run_demo(Path(args.dir), exit_after=args.exit_after)
+        settings = load_settings(config_path(args.config))
+        logging.getLogger().setLevel(settings.log.level)
+        return _dispatch(args, settings)
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "run":
+        return _run(settings, once=args.once)
+    if args.command == "cases":
+        return _cases(args, settings)
+    if args.command == "templates":
+        return _templates(args, settings)
+    if args.command == "config":
+        print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
+        return 0
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _run(settings: Settings, *, once: bool) -> int:
+    from bot.service import Bot
+
+    bot = Bot(settings)
+    if once:
+        outcomes = bot.run_once()
+        log.info("run --once: %s new mail(s) taken in", len(outcomes))
+        return 0
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signum)
+        bot.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    bot.run()
+    return 0
+
+
+def _cases(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import staff
+    from bot.clock import parse_when
+    from bot.lifecycle import Close, DocsReceived, Extend, Responded
+    from bot.store import make_engine
+    from bot.views import case_detail_json, case_json, is_overdue
+
+    engine = make_engine(settings.database.url)
+    zone, now = settings.zone, _now()
+    policy = settings.policy
+
+    def when(text: str | None) -> datetime:
+        try:
+            return parse_when(text, zone) if text else now
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    if args.action == "list":
+        rows = staff.list_cases(engine, status=args.status, kind=args.kind)
+        if args.overdue:
+            rows = [c for c in rows if is_overdue(c, now)]
+        data = [case_json(c, now, zone) for c in rows]
+        if args.json:
+            print(json.dumps(data, ensure_ascii=False, indent=2))
+        else:
+            _print_table(data)
+        return 0
+    if args.action == "show":
+        case, messages, events = staff.load_case(engine, args.ref)
+        detail = case_detail_json(case, messages, events, now, zone)
+        if args.json:
+            print(json.dumps(detail, ensure_ascii=False, indent=2))
+        else:
+            _print_detail(detail)
+        return 0
+    event: Any
+    if args.action == "docs-received":
+        event, kind = DocsReceived(when(args.on)), "documents_received"
+    elif args.action == "extend":
+        event, kind = Extend(args.days, args.reason), "extended"
+    elif args.action == "responded":
+        event, kind = Responded(when(args.on)), "responded"
+    else:
+        event, kind = Close(now, args.reason), "closed"
+    case, line = staff.apply(engine, args.ref, event, now=now, response_days=policy.response_days,
+                             zone=zone, event_kind=kind)
+    print(f"{case.ref}: {line}")
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} case(s)")
+    for col in ("ref", "status", "kinds", "requester", "lang", "opened", "due", "overdue"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["ref"], r["status"], ", ".join(r["kinds"]), r["requester"], r["language"],
+                      (r["opened_at"] or "")[:16].replace("T", " "), (r["due_at"] or "")[:10],
+                      "[bold red]OVERDUE[/]" if r["overdue"] else "")
+    Console().print(table)
+
+
+def _print_detail(d: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    con = Console()
+    con.print(f"[bold]{d['ref']}[/]  {d['status']}  kinds: {', '.join(d['kinds'])}  language: {d['language']}")
+    con.print(f"requester: {d['requester']}   subject: {d['subject']}", markup=False)
+    for key in ("opened_at", "documents_received_at", "due_at", "responded_at", "closed_at"):
+        con.print(f"  {key}: {d[key] or '-'}", markup=False)
+    con.print("[bold]messages[/]")
+    for m in d["messages"]:
+        con.print(f"  {m['recorded_at'][:16]} {m['direction']:3} {m['action']:10} {m['message_id']}  {m['subject']}",
+                  markup=False)
+    con.print("[bold]history[/]")
+    for e in d["events"]:
+        con.print(f"  {e['at'][:16]} {e['actor']:12} {e['kind']:18} {e['detail']}", markup=False)
+
+
+def _templates(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.render import Renderer, check_all, sample_context
+
+    renderer = Renderer(Path(settings.paths.templates))
+    if args.action == "check":
+        problems = check_all(renderer)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        print("templates ok")
+        return 0
+    rendered = renderer.render(args.name, args.lang, sample_context(args.lang))
+    print(f"Subject: {rendered.subject}\n\n{rendered.text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The IMAP side: one thin adapter around imapclient. It fetches bytes and sets flags; nothing else.
+
+Messages larger than mailbox.max_message_bytes are fetched in part: the header and up to a few
+text parts (from BODYSTRUCTURE), never the attachments.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import SMTP as SMTP_POLICY
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+from bot.config import MailboxSettings
+from bot.errors import MailboxError
+
+log = logging.getLogger(__name__)
+
+# Network trouble after which the watcher reconnects (never a reason to stop).
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, socket.timeout, ssl.SSLError, IMAPClient.AbortError, EOFError,
+)
+MAX_TEXT_PARTS = 5
+MAX_TEXT_PART_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Fetched:
+    uid: int
+    raw: bytes
+    size: int  # RFC822.SIZE as the server reports it
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Selected:
+    uidvalidity: int
+    uidnext: int
+    can_idle: bool
+
+
+def tls_context(verify: bool, ca_file: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca_file or None)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Mailbox:
+    """One logged-in connection with the configured folder selected."""
+
+    def __init__(self, settings: MailboxSettings) -> None:
+        self.settings = settings
+        self.name = f"{settings.username}@{settings.host}:{settings.port}/{settings.folder}"
+        self._client: IMAPClient | None = None
+
+    # -- connection ----------------------------------------------------------------------------
+    def _build_client(self) -> IMAPClient:
+        s = self.settings
+        ctx = tls_context(s.tls_verify, s.ca_file)
+        client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl", ssl_context=ctx, timeout=s.timeout_seconds)
+        if s.security == "starttls":
+            client.starttls(ctx)  # raises when the server does not offer it: never fall back to plain text
+        return client
+
+    def connect(self) -> Selected:
+        self.close()
+        client = self._build_client()
+        try:
+            client.login(self.settings.username, self.settings.password.get_secret_value())
+        except IMAPClient.Error as exc:
+            client.shutdown()
+            raise MailboxError(f"IMAP login as {self.settings.username} refused: {exc}") from None
+        info = client.select_folder(self.settings.folder)
+        self._client = client
+        if self.settings.processed_folder and not client.folder_exists(self.settings.processed_folder):
+            client.create_folder(self.settings.processed_folder)
+        return Selected(
+            uidvalidity=int(info[b"UIDVALIDITY"]),
+            uidnext=int(info.get(b"UIDNEXT", 0)),
+            can_idle=client.has_capability("IDLE"),
+        )
+
+    @property
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            raise MailboxError("not connected")
+        return self._client
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        client, self._client = self._client, None
+        try:
+            client.logout()
+        except Exception:  # the connection may already be gone; nothing to save
+            try:
+                client.shutdown()
+            except Exception:
+                pass
+
+    # -- reading -------------------------------------------------------------------------------
+    def uids_after(self, last_uid: int) -> list[int]:
+        # "n:*" always includes the highest UID even when it is below n, hence the filter.
+        found = self.client.search(["UID", f"{last_uid + 1}:*"])
+        return sorted(uid for uid in found if uid > last_uid)
+
+    def unseen_uids(self) -> list[int]:
+        return sorted(self.client.search(["UNSEEN"]))
+
+    def all_uids(self) -> list[int]:
+        return sorted(self.client.search(["ALL"]))
+
+    def fetch(self, uids: Iterable[int]) -> Iterator[Fetched]:
+        """Yield messages in UID order, in batches; big ones in part."""
+        ordered = sorted(uids)
+        batch = self.settings.fetch_batch
+        for start in range(0, len(ordered), batch):
+            chunk = ordered[start : start + batch]
+            sizes = self.client.fetch(chunk, ["RFC822.SIZE"])
+            small = [u for u in chunk if u in sizes and sizes[u].get(b"RFC822.SIZE", 0) <= self.settings.max_message_bytes]
+            whole = self.client.fetch(small, ["BODY.PEEK[]"]) if small else {}
+            for uid in chunk:
+                if uid not in sizes:
+                    continue  # expunged meanwhile
+                size = int(sizes[uid].get(b"RFC822.SIZE", 0))
+                if uid in whole and b"BODY[]" in whole[uid]:
+                    yield Fetched(uid, bytes(whole[uid][b"BODY[]"]), size, False)
+                elif uid not in small:
+                    yield Fetched(uid, self._fetch_in_part(uid), size, True)
+
+    def _fetch_in_part(self, uid: int) -> bytes:
+        data = self.client.fetch([uid], ["BODYSTRUCTURE", "BODY.PEEK[HEADER]"]).get(uid, {})
+        header = bytes(data.get(b"BODY[HEADER]", b""))
+        structure = data.get(b"BODYSTRUCTURE")
+        sections = list(_text_sections(structure))[:MAX_TEXT_PARTS] if structure is not None else []
+        if not sections:
+            return header + b"\r\n"
+        if structure is not None and not structure.is_multipart:
+            body = self._section(uid, "1")
+            return header + b"\r\n" + body
+        # Rebuild a small multipart/mixed holding only the text parts, each with its own MIME header.
+        parts: list[bytes] = []
+        for section in sections:
+            mime = bytes(self.client.fetch([uid], [f"BODY.PEEK[{section}.MIME]"]).get(uid, {}).get(
+                f"BODY[{section}.MIME]".encode(), b""))
+            parts.append(mime.rstrip(b"\r\n") + b"\r\n\r\n" + self._section(uid, section))
+        top = BytesHeaderParser(policy=SMTP_POLICY).parsebytes(header)
+        boundary = f"=_partial_{uid}_{int(time.time())}"
+        del top["Content-Type"]
+        del top["Content-Transfer-Encoding"]
+        top["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
+        head = top.as_bytes(policy=SMTP_POLICY).rstrip(b"\r\n")
+        sep = f"--{boundary}".encode()
+        body = b"".join(sep + b"\r\n" + p + b"\r\n" for p in parts) + sep + b"--\r\n"
+        return head + b"\r\n\r\n" + body
+
+    def _section(self, uid: int, section: str) -> bytes:
+        item = f"BODY.PEEK[{section}]<0.{MAX_TEXT_PART_BYTES}>"
+        got = self.client.fetch([uid], [item]).get(uid, {})
+        for key, value in got.items():
+            if isinstance(key, bytes) and key.startswith(f"BODY[{section}]".encode()):
+                return bytes(value)
+        return b""
+
+    # -- marking -------------------------------------------------------------------------------
+    def mark_processed(self, uids: list[int], *, seen: bool = True) -> None:
+        if not uids:
+            return
+        if seen:
+            self.client.add_flags(uids, [b"\\Seen"], silent=True)
+        if self.settings.processed_folder:
+            self.client.move(uids, self.settings.processed_folder)
+
+    # -- waiting -------------------------------------------------------------------------------
+    def wait_for_mail(self, max_seconds: float, should_stop: Any) -> None:
+        """Return when new mail may have arrived, after max_seconds, or soon after should_stop()."""
+        deadline = time.monotonic() + max_seconds
+        client = self.client
+        if not client.has_capability("IDLE"):
+            end = min(deadline, time.monotonic() + self.settings.poll_seconds)
+            while time.monotonic() < end:
+                if should_stop():
+                    return
+                time.sleep(0.2)
+            client.noop()
+            return
+        client.idle()
+        try:
+            while time.monotonic() < deadline and not should_stop():
+                responses = client.idle_check(timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    return
+        finally:
+            client.idle_done()
+
+
+def _text_sections(structure: Any, prefix: str = "") -> Iterator[str]:
+    """IMAP section numbers of the text/plain and text/html parts, outside attached messages."""
+    if structure.is_multipart:
+        for i, part in enumerate(structure[0], 1):
+            yield from _text_sections(part, f"{prefix}.{i}" if prefix else str(i))
+        return
+    maintype = bytes(structure[0] or b"").lower()
+    subtype = bytes(structure[1] or b"").lower()
+    if maintype == b"text" and subtype in (b"plain", b"html"):
+        yield prefix or "1"
+
+
+__all__ = ["Fetched", "Mailbox", "MailboxError", "NETWORK_ERRORS", "Selected", "IMAPClientError"]

@@ -1,0 +1,93 @@
+"""The SMTP side: one class around aiosmtplib. Sends bytes; says whether a failure is worth retrying."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from bot.config import SmtpSettings
+from bot.mailbox import tls_context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    key: int  # the caller's id for this message (the outbox row)
+    recipient: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class SendResult:
+    key: int
+    ok: bool
+    permanent: bool = False
+    error: str = ""
+
+
+class Mailer:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            username=s.username or None,
+            password=s.password.get_secret_value() or None,
+            use_tls=s.security == "ssl",
+            start_tls=True if s.security == "starttls" else False,
+            tls_context=tls_context(s.tls_verify, s.ca_file) if s.security != "none" else None,
+            timeout=s.timeout_seconds,
+        )
+
+    async def send_many(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
+        """Send over up to `connections` SMTP sessions at once; every envelope gets a result."""
+        if not envelopes:
+            return []
+        queue: asyncio.Queue[Envelope] = asyncio.Queue()
+        for env in envelopes:
+            queue.put_nowait(env)
+        results: list[SendResult] = []
+        workers = min(self.settings.connections, len(envelopes))
+        await asyncio.gather(*(self._worker(queue, results) for _ in range(workers)))
+        return results
+
+    async def _worker(self, queue: asyncio.Queue[Envelope], results: list[SendResult]) -> None:
+        smtp: aiosmtplib.SMTP | None = None
+        try:
+            while not queue.empty():
+                env = queue.get_nowait()
+                try:
+                    if smtp is None or not smtp.is_connected:
+                        smtp = self._client()
+                        await smtp.connect()
+                    await smtp.sendmail(self.settings.from_address, [env.recipient], env.raw)
+                    results.append(SendResult(env.key, True))
+                except aiosmtplib.SMTPRecipientsRefused as exc:
+                    codes = [r.code for r in exc.recipients]
+                    results.append(SendResult(env.key, False, all(c >= 500 for c in codes), f"recipient refused {codes}"))
+                except aiosmtplib.SMTPResponseException as exc:
+                    results.append(SendResult(env.key, False, exc.code >= 500, f"{exc.code} {exc.message}"[:500]))
+                    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+                        smtp = await _drop(smtp)
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                    results.append(SendResult(env.key, False, False, f"{type(exc).__name__}: {exc}"[:500]))
+                    smtp = await _drop(smtp)
+        finally:
+            await _drop(smtp)
+
+
+async def _drop(smtp: aiosmtplib.SMTP | None) -> None:
+    if smtp is not None and smtp.is_connected:
+        try:
+            await smtp.quit()
+        except Exception:
+            smtp.close()
+    return None

@@ -1,0 +1,173 @@
+"""The long-running shell: connect, catch up, watch, send. Each pass is one function call.
+
+`Bot.run_once()` is one full pass; `Bot.run()` repeats passes under IMAP IDLE and reconnects
+with backoff after any network trouble, until asked to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import select
+
+from bot.config import Settings
+from bot.errors import MailboxError
+from bot.intake import Intake, Outcome
+from bot.mailbox import NETWORK_ERRORS, Mailbox, Selected
+from bot.mailer import Mailer
+from bot.outbox import FlushReport, flush
+from bot.render import Renderer
+from bot.rules import Rules, load_rules
+from bot.store import CursorRow, LedgerRow, make_engine, transaction
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Bot:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine or make_engine(settings.database.url)
+        self.rules: Rules = load_rules(Path(settings.paths.rules))
+        self.renderer = Renderer(Path(settings.paths.templates))
+        self.intake = Intake(settings, self.engine, self.renderer, self.rules)
+        self.mailer = Mailer(settings.smtp)
+        self.stop_event = threading.Event()
+
+    # -- one pass ------------------------------------------------------------------------------
+    def poll_once(self, mailbox: Mailbox, selected: Selected) -> list[Outcome]:
+        """Take in every mail not yet taken in, flag it on the server, send what is due."""
+        self._flag_leftovers(mailbox, selected.uidvalidity)
+        uids = self._pending_uids(mailbox, selected)
+        outcomes: list[Outcome] = []
+        batch = self.settings.mailbox.fetch_batch
+        for start in range(0, len(uids), batch):
+            chunk = uids[start : start + batch]
+            done: list[Outcome] = []
+            for fetched in mailbox.fetch(chunk):
+                outcome = self.intake.take_in(mailbox.name, selected.uidvalidity, fetched, self.clock())
+                if not outcome.already:
+                    log.info("uid=%s ref=%s kinds=%s action=%s%s", outcome.uid, outcome.ref or "-",
+                             ",".join(outcome.kinds) or "-", outcome.action, " reply=queued" if outcome.replied else "")
+                    _test_hook(outcome)
+                done.append(outcome)
+            self.send_due()
+            self._flag(mailbox, selected.uidvalidity, done)
+            outcomes.extend(o for o in done if not o.already)
+        self._finish_initial(mailbox.name, selected.uidvalidity)
+        return outcomes
+
+    def send_due(self) -> FlushReport:
+        report = flush(self.engine, self.mailer, self.clock())
+        if report.sent or report.retrying or report.failed:
+            log.info("outbox sent=%s retrying=%s failed=%s", report.sent, report.retrying, report.failed)
+        return report
+
+    def run_once(self) -> list[Outcome]:
+        mailbox = Mailbox(self.settings.mailbox)
+        try:
+            selected = mailbox.connect()
+            return self.poll_once(mailbox, selected)
+        finally:
+            mailbox.close()
+            self.send_due()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Watch the mailbox until stop() is called. Network errors lead to a reconnect with backoff."""
+        delay = 1.0
+        while not self.stop_event.is_set():
+            mailbox = Mailbox(self.settings.mailbox)
+            try:
+                selected = mailbox.connect()
+                log.info("watching %s (UIDVALIDITY %s, %s)", mailbox.name, selected.uidvalidity,
+                         "IDLE" if selected.can_idle else f"polling every {self.settings.mailbox.poll_seconds}s")
+                delay = 1.0
+                while not self.stop_event.is_set():
+                    self.poll_once(mailbox, selected)
+                    mailbox.wait_for_mail(self.settings.mailbox.idle_renew_seconds, self.stop_event.is_set)
+            except (*NETWORK_ERRORS, MailboxError, DBAPIError) as exc:
+                log.warning("connection trouble (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, delay)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
+            finally:
+                mailbox.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _cursor(self, mailbox: Mailbox, selected: Selected) -> CursorRow:
+        with transaction(self.engine) as session:
+            cursor = session.exec(select(CursorRow).where(CursorRow.mailbox == mailbox.name)).first()
+            if cursor is None or cursor.uidvalidity != selected.uidvalidity:
+                if cursor is not None:
+                    log.warning("UIDVALIDITY of %s changed %s -> %s: starting over (duplicates are caught by Message-ID)",
+                                mailbox.name, cursor.uidvalidity, selected.uidvalidity)
+                    session.delete(cursor)
+                    session.flush()
+                cursor = CursorRow(mailbox=mailbox.name, uidvalidity=selected.uidvalidity,
+                                   last_uid=max(0, selected.uidnext - 1), updated_at=self.clock())
+                session.add(cursor)
+            return cursor
+
+    def _pending_uids(self, mailbox: Mailbox, selected: Selected) -> list[int]:
+        cursor = self._cursor(mailbox, selected)
+        uids = set(mailbox.uids_after(cursor.last_uid))
+        if not cursor.initial_done:
+            policy = self.settings.mailbox.first_start
+            initial = mailbox.unseen_uids() if policy == "unseen" else mailbox.all_uids() if policy == "all" else []
+            uids.update(u for u in initial if u <= cursor.last_uid)
+        return sorted(uids)
+
+    def _finish_initial(self, name: str, uidvalidity: int) -> None:
+        with transaction(self.engine) as session:
+            cursor = session.exec(select(CursorRow).where(CursorRow.mailbox == name)).first()
+            if cursor is not None and cursor.uidvalidity == uidvalidity and not cursor.initial_done:
+                cursor.initial_done = True
+                session.add(cursor)
+
+    def _flag(self, mailbox: Mailbox, uidvalidity: int, outcomes: list[Outcome]) -> None:
+        # Quarantined mail stays unread, so staff notice it in their mail client.
+        to_mark = [o.uid for o in outcomes if o.action and o.action != "quarantined"]
+        mailbox.mark_processed(to_mark)
+        with transaction(self.engine) as session:
+            rows = session.exec(select(LedgerRow).where(
+                LedgerRow.mailbox == mailbox.name, LedgerRow.uidvalidity == uidvalidity,
+                LedgerRow.uid.in_([o.uid for o in outcomes]),  # type: ignore[attr-defined]
+            )).all()
+            for row in rows:
+                row.flagged = True
+                session.add(row)
+
+    def _flag_leftovers(self, mailbox: Mailbox, uidvalidity: int) -> None:
+        """Flag mail recorded by an earlier run that stopped before it could flag it."""
+        with transaction(self.engine) as session:
+            rows = session.exec(select(LedgerRow).where(
+                LedgerRow.mailbox == mailbox.name, LedgerRow.uidvalidity == uidvalidity,
+                LedgerRow.flagged == False)).all()  # noqa: E712
+        if rows:
+            self._flag(mailbox, uidvalidity, [Outcome(r.uid, r.outcome) for r in rows])
+
+
+def _test_hook(outcome: Outcome) -> None:
+    """Lets the crash-safety test stop the process right after a reply was recorded, before it is sent."""
+    marker = os.environ.get("BOT_TEST_PAUSE_AFTER_RECORD")
+    if marker and outcome.replied:
+        Path(marker).write_text(outcome.ref)
+        while True:
+            time.sleep(60)

@@ -1,0 +1,74 @@
+"""Staff actions on cases: load, apply a lifecycle transition, persist it with an event."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from bot.errors import UsageError
+from bot.lifecycle import CaseEvent, CaseState, transition
+from bot.model import Kind, Status
+from bot.store import CaseRow, EventRow, MessageRow, find_case_by_ref, transaction
+
+
+def actor() -> str:
+    try:
+        return f"staff:{getpass.getuser()}"
+    except Exception:
+        return "staff"
+
+
+def _state(case: CaseRow) -> CaseState:
+    return CaseState(
+        status=Status(case.status),
+        kinds=tuple(Kind(k) for k in case.kinds.split(",") if k),
+        documents_received_at=case.documents_received_at,
+        due_at=case.due_at,
+        responded_at=case.responded_at,
+        closed_at=case.closed_at,
+    )
+
+
+def apply(engine: Engine, ref: str, event: CaseEvent, *, now: datetime, response_days: int,
+          zone: ZoneInfo, event_kind: str) -> tuple[CaseRow, str]:
+    with transaction(engine) as session:
+        case = find_case_by_ref(session, ref.strip().upper())
+        if case is None:
+            raise UsageError(f"no case with reference {ref}")
+        new, line = transition(_state(case), event, response_days=response_days, zone=zone)
+        case.status = new.status.value
+        case.documents_received_at = new.documents_received_at
+        case.due_at = new.due_at
+        case.responded_at = new.responded_at
+        case.closed_at = new.closed_at
+        case.updated_at = now
+        session.add(case)
+        assert case.id is not None
+        session.add(EventRow(case_id=case.id, at=now, actor=actor(), kind=event_kind, detail=line))
+        return case, line
+
+
+def list_cases(engine: Engine, *, status: str | None, kind: str | None) -> list[CaseRow]:
+    with transaction(engine) as session:
+        stmt = select(CaseRow).order_by(col(CaseRow.id))
+        if status:
+            stmt = stmt.where(CaseRow.status == status)
+        if kind:
+            stmt = stmt.where(col(CaseRow.kinds).contains(kind))
+        return list(session.exec(stmt).all())
+
+
+def load_case(engine: Engine, ref: str) -> tuple[CaseRow, list[MessageRow], list[EventRow]]:
+    with transaction(engine) as session:
+        case = find_case_by_ref(session, ref.strip().upper())
+        if case is None:
+            raise UsageError(f"no case with reference {ref}")
+        messages = list(session.exec(select(MessageRow).where(MessageRow.case_id == case.id)
+                                     .order_by(col(MessageRow.id))).all())
+        events = list(session.exec(select(EventRow).where(EventRow.case_id == case.id)
+                                   .order_by(col(EventRow.id))).all())
+        return case, messages, events
