@@ -45,3 +45,21 @@ def mail_bytes(*, sender: str, subject: str, body: str, to: str = "privacy@bot.t
     else:
         m.set_content(body, charset=charset)
     return m.as_bytes(policy=m.policy.clone(linesep="\r\n"))
+
+
+def legacy_japanese_mail(*, sender: str, subject: str, body: str, charset: str, message_id: str,
+                         to: str = "privacy@bot.test", extra: dict[str, str] | None = None) -> bytes:
+    """Japanese mail the way older clients write it: 7-bit ISO-2022-JP or 8-bit Shift_JIS (CP932) bytes."""
+    from email.header import Header
+
+    codec = "cp932" if charset == "shift_jis" else charset
+    header_charset = "iso-2022-jp" if charset == "shift_jis" else charset  # subjects travel as ISO-2022-JP
+    lines = [
+        f"From: {sender}", f"To: {to}", f"Subject: {Header(subject, header_charset).encode()}",
+        "Date: Tue, 01 Dec 2026 10:00:00 +0900", f"Message-ID: {message_id}", "MIME-Version: 1.0",
+        f'Content-Type: text/plain; charset="{charset}"',
+        f"Content-Transfer-Encoding: {'7bit' if charset == 'iso-2022-jp' else '8bit'}",
+        *(f"{k}: {v}" for k, v in (extra or {}).items()),
+    ]
+    head = "\r\n".join(lines).encode("ascii")
+    return head + b"\r\n\r\n" + body.replace("\n", "\r\n").encode(codec) + b"\r\n"

@@ -1,0 +1,144 @@
+"""`demo`: the whole bot on this machine with no outside service.
+
+An embedded IMAP server (pymap) and SMTP server (aiosmtpd) on loopback, an SQLite file, a dozen
+sample inquiries; it prints what arrived, how it was sorted and what was sent, then keeps
+running so a person can send their own mail to the privacy address.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from sqlmodel import Session, col, select
+
+from bot.config import Settings
+from bot.demo_samples import sample_messages
+from bot.demo_servers import DemoServers
+from bot.service import Bot
+from bot.store import CaseRow, MessageRow, OutboxRow
+
+PROJECT = Path(__file__).resolve().parents[1]
+PRIVACY_ADDRESS = "privacy@demo.test"
+
+
+def demo_settings(servers: DemoServers, directory: Path) -> Settings:
+    return Settings(
+        mailbox={"host": "127.0.0.1", "port": servers.imap_port, "security": "none", "username": servers.user,
+                 "password": servers.password, "first_start": "all", "idle_renew_seconds": 300},
+        smtp={"host": "127.0.0.1", "port": servers.smtp_port, "security": "none",
+              "from_address": PRIVACY_ADDRESS, "from_name": "Privacy Office (demo)", "retry_base_seconds": 2},
+        database={"url": f"sqlite:///{directory / 'demo.db'}"},
+        staff={"digest_recipients": ["dpo@demo.test"]},
+        policy={"postal_address": "Privacy Office, Example K.K., 1-1 Marunouchi, Chiyoda-ku, Tokyo 100-0005",
+                "company_name": "Example K.K."},
+        paths={"templates": str(PROJECT / "templates"), "rules": str(PROJECT / "config" / "rules.toml")},
+    )
+
+
+def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
+    console = Console()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    servers = DemoServers(privacy_address=PRIVACY_ADDRESS)
+    servers.start()
+    try:
+        settings = demo_settings(servers, directory)
+        samples = sample_messages(PRIVACY_ADDRESS, datetime.now(timezone.utc))
+        for raw in samples:
+            servers.append(raw)
+        console.rule("[bold]Privacy mailbox bot: demo")
+        console.print(f"IMAP 127.0.0.1:{servers.imap_port}  SMTP 127.0.0.1:{servers.smtp_port}  "
+                      f"database {directory / 'demo.db'}")
+        console.print(f"{len(samples)} sample inquiries placed in the mailbox of {PRIVACY_ADDRESS}\n")
+        bot = Bot(settings)
+        worker = threading.Thread(target=bot.run, name="bot", daemon=True)
+        worker.start()
+        stop = threading.Event()
+
+        def on_signal(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        shown = _Reporter(console, bot)
+        deadline = time.monotonic() + 60
+        while shown.count < len(samples) and time.monotonic() < deadline and not stop.is_set():
+            shown.show_new()
+            time.sleep(0.2)
+        time.sleep(1.0)
+        shown.show_new()
+        console.rule()
+        console.print(
+            f"Now send your own mail to [bold]{PRIVACY_ADDRESS}[/] through SMTP 127.0.0.1:{servers.smtp_port}, e.g.\n"
+            f"  python3 -c \"import smtplib; from email.message import EmailMessage as M; m=M(); "
+            f"m['From']='you@example.com'; m['To']='{PRIVACY_ADDRESS}'; m['Subject']='個人情報の開示'; "
+            f"m.set_content('私の個人情報を開示してください。'); "
+            f"smtplib.SMTP('127.0.0.1', {servers.smtp_port}).send_message(m)\"\n"
+            "Ctrl-C stops the demo.", markup=True, highlight=False)
+        started = time.monotonic()
+        while not stop.is_set() and (exit_after <= 0 or time.monotonic() - started < exit_after):
+            shown.show_new()
+            time.sleep(0.3)
+        bot.stop()
+        worker.join(timeout=10)
+        shown.show_new()
+        return 0
+    finally:
+        servers.stop()
+
+
+class _Reporter:
+    """Prints each inbound mail once it is taken in, with its case and the reply sent."""
+
+    def __init__(self, console: Console, bot: Bot) -> None:
+        self.console = console
+        self.bot = bot
+        self.last_id = 0
+        self.count = 0
+
+    def show_new(self) -> None:
+        with Session(self.bot.engine) as session:
+            inbound = session.exec(select(MessageRow).where(MessageRow.direction == "in", col(MessageRow.id) > self.last_id)
+                                   .order_by(col(MessageRow.id))).all()
+            for msg in inbound:
+                case = session.get(CaseRow, msg.case_id) if msg.case_id else None
+                if msg.action == "new_case" and case is not None:
+                    sent = session.exec(select(OutboxRow).where(OutboxRow.case_id == case.id)).first()
+                    if msg.reason.startswith("reply cap") is False and (sent is None or sent.status != "sent"):
+                        return  # wait until its reply has gone out, to show the whole story at once
+                self._print(session, msg, case)
+                assert msg.id is not None
+                self.last_id = msg.id
+                self.count += 1
+
+    def _print(self, session: Session, msg: MessageRow, case: CaseRow | None) -> None:
+        c = self.console
+        c.print(f"[bold cyan]arrived[/]  uid {msg.mailbox_uid}  from {msg.from_addr or '?'}  ", end="")
+        c.print(f"subject {msg.subject!r}", markup=False, highlight=False)
+        if case is None:
+            c.print(f"  [yellow]{msg.action}[/]: {msg.reason}", highlight=False)
+            return
+        c.print(f"  [green]{msg.action}[/] {case.ref}  kinds {case.kinds}  language {case.language}  "
+                f"status {case.status}", highlight=False)
+        for out in session.exec(select(MessageRow).where(MessageRow.case_id == case.id, MessageRow.direction == "out",
+                                                         MessageRow.in_reply_to == msg.message_id)).all():
+            row = session.exec(select(OutboxRow).where(OutboxRow.message_id == out.message_id)).first()
+            state = row.status if row else "?"
+            form = "  + request form PDF" if "with form" in _events_text(session, case) else ""
+            c.print(f"  [magenta]reply {state}[/] to {out.to_addr}: ", end="", highlight=False)
+            c.print(out.subject + form, markup=False, highlight=False)
+        if msg.action == "new_case" and not msg.reason.startswith("sorted") and "handed" not in msg.reason:
+            c.print(f"  note: {msg.reason}", markup=False, highlight=False)
+
+
+def _events_text(session: Session, case: CaseRow) -> str:
+    from bot.store import EventRow
+
+    return " ".join(e.detail for e in session.exec(select(EventRow).where(EventRow.case_id == case.id)).all())

@@ -1,0 +1,469 @@
+"""The request form sent with a rights reply: one A4 page, the case reference printed on it.
+
+Drawn with reportlab's canvas. Japanese text uses the built-in CID font HeiseiKakuGo-W5 (nothing
+embedded, nothing downloaded); runs of Western text use Helvetica, so the reference and addresses
+stay extractable everywhere. `invariant=1` makes the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen.canvas import Canvas
+
+from bot.model import Kind
+from bot.render import form_filename, format_date, normalise_language, one_line, response_period
+
+JA_FONT = "HeiseiKakuGo-W5"
+LATIN_FONT = "Helvetica"
+LATIN_BOLD = "Helvetica-Bold"
+
+PAGE_W, PAGE_H = A4
+MARGIN = 42.0
+WIDTH = PAGE_W - 2 * MARGIN
+BOTTOM = 48.0  # content stops above the footer
+__all__ = ["FORM_KINDS", "form_filename", "request_form_pdf"]
+
+FORM_KINDS: tuple[Kind, ...] = (
+    Kind.DISCLOSURE, Kind.AMENDMENT, Kind.ADDITION, Kind.DELETION, Kind.THIRD_PARTY_STOP,
+)
+
+
+@dataclass(frozen=True)
+class _Words:
+    title: str
+    ref_label: str
+    to: str
+    date_label: str
+    intro: str
+    kinds_head: str
+    kinds_note: str
+    kind_labels: dict[Kind, str]
+    detail_head: str
+    detail_hint: str
+    person_head: str
+    furigana: str
+    name: str
+    signature: str
+    seal: str
+    address: str
+    address_prefix: str
+    phone: str
+    email: str
+    enclosures_head: str
+    enclosures: tuple[tuple[int, str], ...]  # (indent level, text)
+    send_head: str
+    notes_head: str
+    notes: tuple[str, ...]
+    opened: str
+    footer_ref: str
+
+
+def _words(language: str, company_name: str, response_days: int, opened_on: date) -> _Words:
+    if language == "ja":
+        period = response_period(response_days, "ja")
+        return _Words(
+            title="保有個人データ開示等請求書",
+            ref_label="受付番号",
+            to=f"{company_name}　御中",
+            date_label="請求日　　　　　年　　　月　　　日",
+            intro="個人情報の保護に関する法律に基づき、貴社が保有する私の個人データについて、下記のとおり請求します。",
+            kinds_head="1. ご請求の内容（該当するものにチェックを付けてください）",
+            kinds_note="※お問い合わせのメールの内容から当窓口で判断した項目にチェックを付けています。"
+            "異なる場合は訂正してください。",
+            kind_labels={
+                Kind.DISCLOSURE: "開示",
+                Kind.AMENDMENT: "訂正",
+                Kind.ADDITION: "追加",
+                Kind.DELETION: "削除",
+                Kind.THIRD_PARTY_STOP: "第三者への提供の停止",
+            },
+            detail_head="2. ご請求の詳細",
+            detail_hint="対象となる個人データ、訂正・追加していただきたい内容、ご請求の理由などをご記入ください。",
+            person_head="3. ご請求者（ご本人）",
+            furigana="フリガナ",
+            name="氏名",
+            signature="署名・押印",
+            seal="印",
+            address="住所",
+            address_prefix="〒　　　　－",
+            phone="電話番号",
+            email="メールアドレス",
+            enclosures_head="4. 同封書類（同封したものにチェックを付けてください）",
+            enclosures=(
+                (0, "本請求書（ご記入のうえ、署名または押印したもの）"),
+                (0, "本人確認書類の写し（次のいずれか1点）"),
+                (1, "運転免許証の写し"),
+                (1, "住民票の写し"),
+                (1, "その他の本人確認書類の写し（書類名：　　　　　　　　　　　　　　　）"),
+            ),
+            send_head="5. 送付先（本請求書と同封書類をこちらへご郵送ください）",
+            notes_head="ご注意",
+            notes=(
+                "本人確認書類の取得にかかる手数料、コピー代および郵送料は、ご請求者のご負担となります。",
+                f"書類の到着後、{period}程度で書面にてご回答いたします。",
+                "ご記入内容に不備がある場合は、確認のためご連絡することがあります。",
+            ),
+            opened=f"お問い合わせ受付日：{format_date(opened_on, 'ja')}",
+            footer_ref="受付番号",
+        )
+    period = response_period(response_days, "en")
+    return _Words(
+        title="Request form: disclosure, amendment, addition, deletion, suspension of supply to third parties",
+        ref_label="Case reference",
+        to=f"To: {company_name}",
+        date_label="Date:  ______ / ______ / __________",
+        intro="Under the Act on the Protection of Personal Information of Japan, I make the following request "
+        "concerning the personal information about me that you hold.",
+        kinds_head="1. What you request (tick all that apply)",
+        kinds_note="We have ticked what we understood from your e-mail; please correct it if needed.",
+        kind_labels={
+            Kind.DISCLOSURE: "Disclosure",
+            Kind.AMENDMENT: "Amendment",
+            Kind.ADDITION: "Addition",
+            Kind.DELETION: "Deletion",
+            Kind.THIRD_PARTY_STOP: "Stop supply to third parties",
+        },
+        detail_head="2. Details of the request",
+        detail_hint="Which information, what should be amended or added, and why.",
+        person_head="3. Requester (the person the information is about)",
+        furigana="",
+        name="Full name",
+        signature="Signature",
+        seal="",
+        address="Postal address",
+        address_prefix="",
+        phone="Telephone",
+        email="E-mail address",
+        enclosures_head="4. Enclosures (tick what you enclose)",
+        enclosures=(
+            (0, "This form, filled in and signed"),
+            (0, "A copy of one document that verifies your identity:"),
+            (1, "Copy of your driver's licence"),
+            (1, "Copy of your residence certificate"),
+            (1, "Copy of another identity document (which: ___________________________ )"),
+        ),
+        send_head="5. Send this form and the enclosures by post to",
+        notes_head="Please note",
+        notes=(
+            "Fees for obtaining the identity document, copying and postage are borne by the requester.",
+            f"We will answer in writing in about {period} after your documents arrive.",
+            "If something is missing or unclear, we may contact you to check.",
+        ),
+        opened=f"Inquiry received: {format_date(opened_on, 'en')}",
+        footer_ref="Case reference",
+    )
+
+
+@cache
+def _fonts() -> None:
+    pdfmetrics.registerFont(UnicodeCIDFont(JA_FONT))
+
+
+def _is_latin(ch: str) -> bool:
+    """Helvetica's WinAnsi encoding covers it; everything else goes to the Japanese CID font."""
+    if ch < "\x80":
+        return True
+    try:
+        ch.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _runs(text: str, bold: bool) -> list[tuple[str, str]]:
+    runs: list[tuple[str, str]] = []
+    latin = LATIN_BOLD if bold else LATIN_FONT
+    for ch in text:
+        font = latin if _is_latin(ch) else JA_FONT
+        if runs and runs[-1][0] == font:
+            runs[-1] = (font, runs[-1][1] + ch)
+        else:
+            runs.append((font, ch))
+    return runs
+
+
+def _width(text: str, size: float, bold: bool = False) -> float:
+    return float(sum(pdfmetrics.stringWidth(chunk, font, size) for font, chunk in _runs(text, bold)))
+
+
+_TOKEN = re.compile(r"[\x21-\x7e\u00a0-\u024f]+ *|\s+|.")
+_NO_LINE_START = set("、。，．）」』】〕・ー…：；？！,.)")
+
+
+def _wrap(text: str, size: float, width: float, bold: bool = False) -> list[str]:
+    """Greedy wrapping: Latin words stay whole, Japanese breaks between characters."""
+    lines: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for token in _TOKEN.findall(para):
+            if _width(line + token.rstrip(), size, bold) <= width or not line.strip():
+                line += token
+                continue
+            if token in _NO_LINE_START:
+                line += token  # hang the punctuation rather than start a line with it
+                continue
+            lines.append(line.rstrip())
+            line = token.lstrip()
+        lines.append(line.rstrip())
+    return lines
+
+
+class _Sheet:
+    """A canvas with a cursor moving down the page and a footer on every page."""
+
+    def __init__(self, canvas: Canvas, words: _Words, ref: str, company_name: str, lang: str) -> None:
+        self.c = canvas
+        self.lang = lang
+        self.w = words
+        self.ref = ref
+        self.company_name = company_name
+        self.page = 1
+        self.y = PAGE_H - MARGIN
+
+    def text(self, x: float, y: float, text: str, size: float, *, bold: bool = False, align: str = "left") -> None:
+        if align != "left":
+            width = _width(text, size, bold)
+            x = x - width if align == "right" else x - width / 2
+        for font, chunk in _runs(text, bold):
+            self.c.setFont(font, size)
+            self.c.drawString(x, y, chunk)
+            x += pdfmetrics.stringWidth(chunk, font, size)
+
+    def paragraph(self, text: str, size: float, *, indent: float = 0, bold: bool = False, leading: float = 0) -> None:
+        leading = leading or size * 1.45
+        for line in _wrap(text, size, WIDTH - indent, bold):
+            self.need(leading)
+            self.y -= leading
+            self.text(MARGIN + indent, self.y + leading - size, line, size, bold=bold)
+
+    def need(self, height: float) -> None:
+        if self.y - height < BOTTOM:
+            self.footer()
+            self.c.showPage()
+            self.page += 1
+            self.y = PAGE_H - MARGIN
+
+    def footer(self) -> None:
+        c = self.c
+        c.setLineWidth(0.5)
+        c.setStrokeGray(0.4)
+        c.line(MARGIN, 40, PAGE_W - MARGIN, 40)
+        c.setFillGray(0.25)
+        self.text(MARGIN, 28, f"{self.w.footer_ref}  {self.ref}", 8.5, bold=True)
+        self.text(PAGE_W / 2, 28, self.company_name, 8)
+        self.text(PAGE_W - MARGIN, 28, f"{self.page}", 8, align="right")
+        c.setFillGray(0)
+        c.setStrokeGray(0)
+
+    def heading(self, text: str) -> None:
+        self.need(30)
+        self.y -= 8
+        c = self.c
+        c.setFillGray(0.87)
+        c.rect(MARGIN, self.y - 16, WIDTH, 16, fill=1, stroke=0)
+        c.setFillGray(0)
+        self.text(MARGIN + 5, self.y - 11.8, text, 9.5, bold=True)
+        self.y -= 16
+
+    def checkbox(self, x: float, y: float, ticked: bool, size: float = 9.5) -> None:
+        c = self.c
+        c.setLineWidth(0.8)
+        c.rect(x, y, size, size, fill=0, stroke=1)
+        if ticked:
+            c.setLineWidth(1.6)
+            path = c.beginPath()
+            path.moveTo(x + size * 0.18, y + size * 0.52)
+            path.lineTo(x + size * 0.42, y + size * 0.2)
+            path.lineTo(x + size * 0.9, y + size * 0.92)
+            c.drawPath(path, stroke=1, fill=0)
+            c.setLineWidth(0.8)
+
+
+def request_form_pdf(
+    *,
+    ref: str,
+    requester: str,
+    language: str,
+    kinds: tuple[Kind, ...],
+    opened_on: date,
+    postal_address: str,
+    company_name: str,
+    response_days: int = 14,
+) -> bytes:
+    """The request form as PDF bytes: A4, case reference at the top and in every page's footer."""
+    _fonts()
+    lang = normalise_language(language)
+    ref = one_line(ref, 40)
+    requester = one_line(requester, 120)
+    company = one_line(company_name, 80)
+    words = _words(lang, company, response_days, opened_on)
+    buf = io.BytesIO()
+    canvas = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
+    canvas.setTitle(f"{words.title} ({ref})")
+    canvas.setAuthor(company)
+    canvas.setSubject(ref)
+    sheet = _Sheet(canvas, words, ref, company, lang)
+    _header(sheet)
+    _kinds(sheet, kinds)
+    _details(sheet)
+    _person(sheet, requester, lang)
+    _enclosures(sheet)
+    _send_to(sheet, postal_address)
+    _notes(sheet)
+    sheet.footer()
+    canvas.showPage()
+    canvas.save()
+    return buf.getvalue()
+
+
+def _header(s: _Sheet) -> None:
+    c, w = s.c, s.w
+    # The reference box, top right.
+    box_w, box_h = 178.0, 40.0
+    bx, by = PAGE_W - MARGIN - box_w, s.y - box_h
+    c.setLineWidth(1.4)
+    c.rect(bx, by, box_w, box_h, fill=0, stroke=1)
+    s.text(bx + 7, by + box_h - 11, w.ref_label, 8)
+    s.text(bx + box_w / 2, by + 9, s.ref, 17, bold=True, align="center")
+    s.text(MARGIN, s.y - 10, w.opened, 8.5)
+    s.y = by - 6
+    # Title, centred, wrapped when long (the English one).
+    size = 19.0 if _width(w.title, 19, True) <= WIDTH else 14.0
+    for line in _wrap(w.title, size, WIDTH, True):
+        s.y -= size * 1.3
+        s.text(PAGE_W / 2, s.y, line, size, bold=True, align="center")
+    s.y -= 20
+    s.text(MARGIN, s.y, w.to, 11.5)
+    s.text(PAGE_W - MARGIN, s.y, w.date_label, 10, align="right")
+    s.y -= 8
+    s.paragraph(w.intro, 9.5)
+
+
+def _kinds(s: _Sheet, kinds: tuple[Kind, ...]) -> None:
+    s.heading(s.w.kinds_head)
+    s.y -= 6
+    x = MARGIN + 8
+    row_h = 19.0
+    s.need(row_h)
+    for kind in FORM_KINDS:
+        label = s.w.kind_labels[kind]
+        item_w = 9.5 + 6 + _width(label, 11) + 20
+        if x + item_w > PAGE_W - MARGIN:
+            x = MARGIN + 8
+            s.y -= row_h
+        s.checkbox(x, s.y - 13, kind in kinds)
+        s.text(x + 9.5 + 6, s.y - 12, label, 11)
+        x += item_w
+    s.y -= row_h + 2
+    s.paragraph(s.w.kinds_note, 7.5)
+
+
+def _details(s: _Sheet) -> None:
+    s.heading(s.w.detail_head)
+    box_h = 84.0
+    s.need(box_h + 4)
+    s.y -= 4
+    s.c.setLineWidth(0.7)
+    s.c.rect(MARGIN, s.y - box_h, WIDTH, box_h, fill=0, stroke=1)
+    s.c.setFillGray(0.45)
+    s.text(MARGIN + 5, s.y - 11, s.w.detail_hint, 7.5)
+    s.c.setFillGray(0)
+    s.c.setStrokeGray(0.75)
+    s.c.setDash(1, 2)
+    for i in range(1, 4):
+        ly = s.y - 16 - i * 17
+        s.c.line(MARGIN + 6, ly, PAGE_W - MARGIN - 6, ly)
+    s.c.setDash()
+    s.c.setStrokeGray(0)
+    s.y -= box_h
+
+
+def _person(s: _Sheet, requester: str, lang: str) -> None:
+    w = s.w
+    s.heading(w.person_head)
+    rows: list[tuple[str, float, str]] = []  # (label, height, pre-filled value)
+    if w.furigana:
+        rows.append((w.furigana, 18, ""))
+    rows += [(w.name, 30, ""), (w.signature, 32, ""), (w.address, 46, w.address_prefix),
+             (w.phone, 21, ""), (w.email, 21, requester)]
+    label_w = 92.0
+    s.need(sum(h for _, h, _ in rows) + 4)
+    s.y -= 4
+    c = s.c
+    c.setLineWidth(0.7)
+    for label, h, value in rows:
+        top = s.y
+        c.setFillGray(0.95)
+        c.rect(MARGIN, top - h, label_w, h, fill=1, stroke=0)
+        c.setFillGray(0)
+        c.rect(MARGIN, top - h, WIDTH, h, fill=0, stroke=1)
+        c.line(MARGIN + label_w, top, MARGIN + label_w, top - h)
+        s.text(MARGIN + 6, top - h / 2 - 3.3, label, 9.5)
+        if value and label == w.email:
+            s.text(MARGIN + label_w + 8, top - h / 2 - 3.6, value, 10.5)
+        elif value:
+            s.text(MARGIN + label_w + 8, top - 12, value, 9.5)
+        if label == w.signature and w.seal:
+            cx, cy, r = PAGE_W - MARGIN - 24, top - h / 2, 11.0
+            c.setStrokeGray(0.55)
+            c.setDash(1.5, 1.5)
+            c.circle(cx, cy, r, fill=0, stroke=1)
+            c.setDash()
+            c.setStrokeGray(0)
+            c.setFillGray(0.55)
+            s.text(cx, cy - 3.5, w.seal, 10, align="center")
+            c.setFillGray(0)
+        s.y -= h
+    if lang == "ja":
+        s.y -= 2
+        s.paragraph("※署名・押印欄には、ご本人が自署するか、記名のうえ押印してください。", 7.5)
+
+
+def _enclosures(s: _Sheet) -> None:
+    s.heading(s.w.enclosures_head)
+    s.y -= 2
+    for level, text in s.w.enclosures:
+        s.need(16)
+        s.y -= 16
+        x = MARGIN + 8 + level * 22
+        s.checkbox(x, s.y + 1, False, 8.5)
+        s.text(x + 15, s.y + 2, text, 9.5)
+
+
+def _send_to(s: _Sheet, postal_address: str) -> None:
+    s.heading(s.w.send_head)
+    lines = [line for raw in postal_address.strip().splitlines() if (line := one_line(raw))] or [""]
+    wrapped = [part for line in lines for part in _wrap(line, 11, WIDTH - 24)]
+    leading = 15.0
+    box_h = leading * len(wrapped) + 12
+    s.need(box_h + 6)
+    s.y -= 6
+    s.c.setLineWidth(1.1)
+    s.c.rect(MARGIN, s.y - box_h, WIDTH, box_h, fill=0, stroke=1)
+    y = s.y - 6
+    for line in wrapped:
+        y -= leading
+        s.text(MARGIN + 12, y + 3.5, line, 11)
+    s.y -= box_h
+
+
+def _notes(s: _Sheet) -> None:
+    notes = [_wrap(note, 8.5, WIDTH - 12) for note in s.w.notes]
+    s.need(16 + 12 * sum(len(lines) for lines in notes))  # keep the notes together with their heading
+    s.y -= 14
+    s.text(MARGIN, s.y, s.w.notes_head, 9, bold=True)
+    s.y -= 2
+    for lines in notes:
+        for i, line in enumerate(lines):
+            s.y -= 12
+            if i == 0:
+                s.text(MARGIN + 2, s.y, "・" if s.lang == "ja" else "-", 8.5)
+            s.text(MARGIN + 12, s.y, line, 8.5)

@@ -1,0 +1,83 @@
+"""Running the bot from the outside in tests: a config file for the test servers, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(directory: Path, *, imap_port: int, smtp_port: int, db_url: str,
+                 user: str = "bot", password: str = "botpass", extra: str = "") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "bot.toml"
+    path.write_text(f"""
+[mailbox]
+host = "127.0.0.1"
+port = {imap_port}
+security = "none"
+username = "{user}"
+password = "{password}"
+folder = "INBOX"
+first_start = "all"
+idle_renew_seconds = 60
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from_address = "privacy@bot.test"
+from_name = "Privacy Office"
+retry_base_seconds = 1
+
+[database]
+url = "{db_url}"
+
+[staff]
+digest_recipients = ["staff@bot.test"]
+
+[policy]
+timezone = "Asia/Tokyo"
+response_days = 14
+postal_address = "Privacy Office, 1-1 Takashima, Nishi-ku, Yokohama 220-8686, Japan"
+max_auto_replies_per_sender_per_day = 3
+company_name = "Example K.K."
+
+[paths]
+templates = "{ROOT / 'templates'}"
+rules = "{ROOT / 'config' / 'rules.toml'}"
+{extra}
+""")
+    return path
+
+
+def bot(config: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "--config", str(config), *args],
+                          cwd=ROOT, text=True, capture_output=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def bot_process(config: Path, *args: str, env: dict[str, str] | None = None,
+                stderr: Any = subprocess.PIPE) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "--config", str(config), *args],
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=stderr,
+                            env={**os.environ, **(env or {})})
+
+
+def cases(config: Path) -> list[dict[str, Any]]:
+    result = bot(config, "cases", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    data: list[dict[str, Any]] = json.loads(result.stdout)
+    return data
+
+
+def case_detail(config: Path, ref: str) -> dict[str, Any]:
+    result = bot(config, "cases", "show", ref, "--json")
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data

@@ -1,0 +1,71 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from bot.errors import ConfigError
+from tests.botrun import ROOT, write_config
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    return write_config(tmp_path, imap_port=10143, smtp_port=10025, db_url=f"sqlite:///{tmp_path}/bot.db")
+
+
+def test_example_config_loads() -> None:
+    s = load_settings(ROOT / "config" / "bot.example.toml")
+    assert s.mailbox.security == "ssl" and s.mailbox.tls_verify is True
+    assert s.policy.response_days == 14 and s.policy.timezone == "Asia/Tokyo"
+
+
+def test_environment_overrides_file(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_MAILBOX__PASSWORD", "from-env")
+    monkeypatch.setenv("BOT_POLICY__RESPONSE_DAYS", "10")
+    s = load_settings(cfg)
+    assert s.mailbox.password.get_secret_value() == "from-env" and s.policy.response_days == 10
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("port = 10143", 'port = "not a number"', "mailbox.port"),
+        ('security = "none"', 'security = "tls"', "mailbox.security"),
+        ('timezone = "Asia/Tokyo"', 'timezone = "Mars/Olympus"', "policy.timezone"),
+        ('from_address = "privacy@bot.test"\n', "", "smtp.from_address"),
+        ("response_days = 14", "response_days = 14\nbogus_key = 1", "policy.bogus_key"),
+    ],
+)
+def test_bad_config_names_the_key(cfg: Path, old: str, new: str, key: str) -> None:
+    text = cfg.read_text()
+    assert old in text
+    cfg.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(cfg)
+
+
+def test_cli_bad_config_exits_2_without_traceback(cfg: Path) -> None:
+    cfg.write_text(cfg.read_text().replace("port = 10143", 'port = "x"'))
+    r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "cases", "list"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "mailbox.port" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_cli_missing_config_and_bad_usage_exit_2(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "run_bot.py", "--config", str(tmp_path / "nope.toml"), "cases", "list"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "not found" in r.stderr
+    r = subprocess.run([sys.executable, "run_bot.py", "cases", "frobnicate"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_config_show_masks_secrets(cfg: Path) -> None:
+    r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "config", "show"], cwd=ROOT,
+                       capture_output=True, text=True, env={"BOT_SMTP__PASSWORD": "hunter2", "PATH": "/usr/bin"})
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert "botpass" not in r.stdout and "hunter2" not in r.stdout
+    assert shown["mailbox"]["password"] == "***" and shown["smtp"]["password"] == "***"

@@ -1,0 +1,106 @@
+"""The intake shell against a real database (SQLite and PostgreSQL), fed bytes as IMAP hands them out."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from bot.config import load_settings
+from bot.intake import Intake
+from bot.mailbox import Fetched
+from bot.render import Renderer
+from bot.rules import load_rules
+from bot.store import CaseRow, EventRow, LedgerRow, MessageRow, OutboxRow, make_engine
+from tests.botrun import ROOT, write_config
+from tests.factories import mail_bytes
+
+NOW = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+BOX = "bot@127.0.0.1:10143/INBOX"
+
+
+@pytest.fixture
+def intake(tmp_path: Path, db_url: str) -> Intake:
+    settings = load_settings(write_config(tmp_path, imap_port=10143, smtp_port=10025, db_url=db_url))
+    engine = make_engine(db_url)
+    return Intake(settings, engine, Renderer(ROOT / "templates"), load_rules(ROOT / "config" / "rules.toml"))
+
+
+def take(intake: Intake, uid: int, raw: bytes, now: datetime = NOW):
+    return intake.take_in(BOX, 1, Fetched(uid, raw, len(raw), False), now)
+
+
+def rows(intake: Intake, model):
+    with Session(intake.engine) as s:
+        return list(s.exec(select(model)).all())
+
+
+def test_corpus_is_taken_in_without_crash_and_no_reply_holds(intake: Intake, corpus_dir: Path) -> None:
+    manifest = list(csv.DictReader((corpus_dir / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
+    outcomes = {}
+    for uid, row in enumerate(manifest, 1):
+        outcomes[row["file"]] = take(intake, uid, (corpus_dir / row["file"]).read_bytes())
+    assert len(rows(intake, LedgerRow)) == len(manifest)  # every mail recorded, none dropped
+    replied_to = {o.uid for o in outcomes.values() if o.replied}
+    for uid, row in enumerate(manifest, 1):
+        outcome = outcomes[row["file"]]
+        assert outcome.action, row["file"]
+        if row["expected_bot_behaviour"].startswith("no_reply"):
+            assert uid not in replied_to, (row["file"], outcome)
+            assert outcome.action in ("ignored", "duplicate", "quarantined", "follow_up"), (row["file"], outcome)
+    assert len(rows(intake, OutboxRow)) == len(replied_to)
+
+
+def test_same_message_id_twice_is_one_case_one_reply(intake: Intake) -> None:
+    raw = mail_bytes(sender="ruth@example.com", subject="My data", message_id="<same@x>",
+                     body="Please send me a copy of my personal data.")
+    first, second = take(intake, 1, raw), take(intake, 2, raw)
+    assert (first.action, first.replied) == ("new_case", True)
+    assert second.action == "duplicate" and not second.replied
+    assert len(rows(intake, CaseRow)) == 1 and len(rows(intake, OutboxRow)) == 1
+    assert take(intake, 1, raw).already  # the same UID again does nothing at all
+
+
+def test_reply_cap_per_sender_records_every_mail(intake: Intake) -> None:
+    outcomes = [
+        take(intake, i, mail_bytes(sender="flood@example.com", subject=f"Data {i}", message_id=f"<f{i}@x>",
+                                   body="Please delete my personal data."), NOW + timedelta(minutes=i))
+        for i in range(1, 51)
+    ]
+    assert sum(o.replied for o in outcomes) == 3
+    assert len(rows(intake, CaseRow)) == 50 and len(rows(intake, LedgerRow)) == 50
+    withheld = [e for e in rows(intake, EventRow) if e.kind == "reply_withheld"]
+    assert len(withheld) == 47 and "cap" in withheld[0].detail
+    # a day later the sender can be answered again
+    later = take(intake, 51, mail_bytes(sender="flood@example.com", subject="again", message_id="<f51@x>",
+                                        body="Please delete my personal data."), NOW + timedelta(hours=25))
+    assert later.replied
+
+
+def test_threading_by_reference_and_by_in_reply_to(intake: Intake) -> None:
+    first = take(intake, 1, mail_bytes(sender="ruth@example.com", subject="My data", message_id="<a@x>",
+                                       body="Please send me a copy of my personal data."))
+    ack_id = rows(intake, OutboxRow)[0].message_id
+    by_ref = take(intake, 2, mail_bytes(sender="ruth@example.com", subject=f"Re: [{first.ref.lower()}] thanks",
+                                        message_id="<b@x>", body="ok"))
+    by_header = take(intake, 3, mail_bytes(sender="other@example.com", subject="Re: hello", message_id="<c@x>",
+                                           body="Please delete my data", headers={"In-Reply-To": ack_id}))
+    assert (by_ref.action, by_ref.ref, by_ref.replied) == ("follow_up", first.ref, False)
+    assert (by_header.action, by_header.ref, by_header.replied) == ("follow_up", first.ref, False)
+    assert len(rows(intake, CaseRow)) == 1 and len(rows(intake, OutboxRow)) == 1
+
+
+def test_bodies_are_not_kept_by_default(intake: Intake) -> None:
+    take(intake, 1, mail_bytes(sender="ruth@example.com", subject="My data", message_id="<a@x>",
+                               body="Please send me a copy of my personal data. SECRET-BODY-TEXT"))
+    assert all(m.body is None for m in rows(intake, MessageRow))
+
+
+def test_unparsable_mail_is_quarantined_not_dropped(intake: Intake) -> None:
+    outcome = take(intake, 1, b"")
+    assert outcome.action == "quarantined" and outcome.reason
+    [msg] = rows(intake, MessageRow)
+    assert msg.action == "quarantined" and msg.reason and msg.mailbox_uid == 1
