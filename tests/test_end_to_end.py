@@ -194,7 +194,7 @@ def test_crash_between_recording_and_sending_sends_exactly_once(config: Path, ma
         time.sleep(0.05)
     assert marker.exists(), proc.communicate(timeout=5)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.communicate(timeout=10)
     time.sleep(0.3)
     assert smtp_sink.messages() == []  # recorded, not sent
 
@@ -226,7 +226,9 @@ def test_idle_answers_new_mail_within_two_seconds(config: Path, mailbox, smtp_si
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
-                assert proc.wait(timeout=15) == 0
+                proc.communicate(timeout=15)
+                assert proc.returncode == 0
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.communicate()
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,10 +24,11 @@ BOX = "bot@127.0.0.1:10143/INBOX"
 
 
 @pytest.fixture
-def intake(tmp_path: Path, db_url: str) -> Intake:
+def intake(tmp_path: Path, db_url: str) -> Iterator[Intake]:
     settings = load_settings(write_config(tmp_path, imap_port=10143, smtp_port=10025, db_url=db_url))
     engine = make_engine(db_url)
-    return Intake(settings, engine, Renderer(ROOT / "templates"), load_rules(ROOT / "config" / "rules.toml"))
+    yield Intake(settings, engine, Renderer(ROOT / "templates"), load_rules(ROOT / "config" / "rules.toml"))
+    engine.dispose()
 
 
 def take(intake: Intake, uid: int, raw: bytes, now: datetime = NOW):
@@ -39,7 +41,8 @@ def rows(intake: Intake, model):
 
 
 def test_corpus_is_taken_in_without_crash_and_no_reply_holds(intake: Intake, corpus_dir: Path) -> None:
-    manifest = list(csv.DictReader((corpus_dir / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
+    with (corpus_dir / "MANIFEST.tsv").open(encoding="utf-8") as fh:
+        manifest = list(csv.DictReader(fh, delimiter="\t"))
     outcomes = {}
     for uid, row in enumerate(manifest, 1):
         outcomes[row["file"]] = take(intake, uid, (corpus_dir / row["file"]).read_bytes())
