@@ -43,7 +43,7 @@ def demo_settings(servers: DemoServers, directory: Path) -> Settings:
 
 
 def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
-    console = Console()
+    console = Console(soft_wrap=True)
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     servers = DemoServers(privacy_address=PRIVACY_ADDRESS)
