@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) run_bot.py demo
 
 servers:
-	bash scripts/install_dovecot.sh
+	bash scripts/install_test_servers.sh
 
 test: $(STAMP) servers
 	$(PY) -m pytest $(PYTEST_ARGS)

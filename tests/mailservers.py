@@ -14,7 +14,7 @@ Plain Python (no pytest inside), so a script or a bot run in a subprocess can us
     sink.wait_for(1, timeout=5)
     sink.stop()
 
-Dovecot needs root and the Debian packages (scripts/install_dovecot.sh); when either is
+Dovecot needs root and the Debian packages (scripts/install_test_servers.sh); when either is
 missing `Dovecot.start` raises `MailServerUnavailable` with a message saying what to do.
 """
 
@@ -62,7 +62,7 @@ __all__ = [
 
 HOST = "127.0.0.1"
 DOVECOT_BIN = Path("/usr/sbin/dovecot")
-INSTALL_HINT = "run `sudo scripts/install_dovecot.sh` (Debian packages dovecot-imapd, dovecot-lmtpd)"
+INSTALL_HINT = "run `sudo scripts/install_test_servers.sh` (Debian packages dovecot-imapd, dovecot-lmtpd)"
 DEFAULT_FOLDERS = ("INBOX", "Sent", "Drafts", "Trash", "Archive")
 Security = Literal["none", "starttls", "ssl"]  # same words as the bot's [smtp] security setting
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install what the integration tests' mail server needs, from Debian packages:
-# dovecot-imapd, dovecot-lmtpd (Dovecot 2.3) and openssl. Idempotent: exits 0 at once when
+# Install what the integration tests need from Debian packages: dovecot-imapd, dovecot-lmtpd
+# (Dovecot 2.3), openssl, and poppler-utils/poppler-data/fonts-ipaexfont-gothic (to render and
+# read back the Japanese PDF form). Idempotent: exits 0 at once when
 # everything is there. The tests start their own Dovecot instance (tests/mailservers.py);
 # this script keeps the package from starting a system-wide Dovecot on port 143.
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-lmtpd openssl)
+PACKAGES=(dovecot-imapd dovecot-lmtpd openssl poppler-utils poppler-data fonts-ipaexfont-gothic)
 
 installed() {
   [ -x /usr/sbin/dovecot ] && command -v openssl >/dev/null 2>&1 || return 1
@@ -19,14 +20,14 @@ if installed; then
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install_dovecot.sh: ${PACKAGES[*]} are not all installed, and installing them needs root." >&2
-  echo "  Run: sudo bash scripts/install_dovecot.sh" >&2
+  echo "install_test_servers.sh: ${PACKAGES[*]} are not all installed, and installing them needs root." >&2
+  echo "  Run: sudo bash scripts/install_test_servers.sh" >&2
   echo "  (Without Dovecot the integration tests are skipped; with BOT_REQUIRE_SERVERS=1 they fail.)" >&2
   exit 1
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install_dovecot.sh: apt-get not found; install ${PACKAGES[*]} with this system's package manager." >&2
+  echo "install_test_servers.sh: apt-get not found; install ${PACKAGES[*]} with this system's package manager." >&2
   exit 1
 fi
 
@@ -46,19 +47,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "install_dovecot.sh: installing ${PACKAGES[*]}" >&2
+echo "install_test_servers.sh: installing ${PACKAGES[*]}" >&2
 install_packages() { apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" >"$LOG" 2>&1; }
 if ! install_packages; then
   # the package lists may be missing or stale (fresh container): refresh once and retry
   if ! apt-get update -q >"$LOG" 2>&1 || ! install_packages; then
     cat "$LOG" >&2
-    echo "install_dovecot.sh: installing ${PACKAGES[*]} failed (output above)" >&2
+    echo "install_test_servers.sh: installing ${PACKAGES[*]} failed (output above)" >&2
     exit 1
   fi
 fi
 
 if ! installed; then
-  echo "install_dovecot.sh: installation finished but /usr/sbin/dovecot or openssl is still missing" >&2
+  echo "install_test_servers.sh: installation finished but /usr/sbin/dovecot or openssl is still missing" >&2
   exit 1
 fi
-echo "install_dovecot.sh: $(/usr/sbin/dovecot --version | cut -d' ' -f1) installed" >&2
+echo "install_test_servers.sh: $(/usr/sbin/dovecot --version | cut -d' ' -f1) installed" >&2
