@@ -11,7 +11,7 @@ import shutil
 import signal
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -29,7 +29,7 @@ PRIVACY_ADDRESS = "privacy@demo.test"
 
 
 def demo_settings(servers: DemoServers, directory: Path) -> Settings:
-    return Settings(
+    return Settings.model_validate(dict(
         mailbox={"host": "127.0.0.1", "port": servers.imap_port, "security": "none", "username": servers.user,
                  "password": servers.password, "first_start": "all", "idle_renew_seconds": 300},
         smtp={"host": "127.0.0.1", "port": servers.smtp_port, "security": "none",
@@ -39,7 +39,7 @@ def demo_settings(servers: DemoServers, directory: Path) -> Settings:
         policy={"postal_address": "Privacy Office, Example K.K., 1-1 Marunouchi, Chiyoda-ku, Tokyo 100-0005",
                 "company_name": "Example K.K."},
         paths={"templates": str(PROJECT / "templates"), "rules": str(PROJECT / "config" / "rules.toml")},
-    )
+    ))
 
 
 def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
@@ -50,7 +50,7 @@ def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
     servers.start()
     try:
         settings = demo_settings(servers, directory)
-        samples = sample_messages(PRIVACY_ADDRESS, datetime.now(timezone.utc))
+        samples = sample_messages(PRIVACY_ADDRESS, datetime.now(UTC))
         for raw in samples:
             servers.append(raw)
         console.rule("[bold]Privacy mailbox bot: demo")

@@ -216,4 +216,4 @@ def _text_sections(structure: Any, prefix: str = "") -> Iterator[str]:
         yield prefix or "1"
 
 
-__all__ = ["Fetched", "Mailbox", "MailboxError", "NETWORK_ERRORS", "Selected", "IMAPClientError"]
+__all__ = ["NETWORK_ERRORS", "Fetched", "IMAPClientError", "Mailbox", "MailboxError", "Selected"]

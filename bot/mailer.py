@@ -76,10 +76,12 @@ class Mailer:
                 except aiosmtplib.SMTPResponseException as exc:
                     results.append(SendResult(env.key, False, exc.code >= 500, f"{exc.code} {exc.message}"[:500]))
                     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-                        smtp = await _drop(smtp)
-                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                        await _drop(smtp)
+                        smtp = None
+                except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                     results.append(SendResult(env.key, False, False, f"{type(exc).__name__}: {exc}"[:500]))
-                    smtp = await _drop(smtp)
+                    await _drop(smtp)
+                    smtp = None
         finally:
             await _drop(smtp)
 
@@ -90,4 +92,3 @@ async def _drop(smtp: aiosmtplib.SMTP | None) -> None:
             await smtp.quit()
         except Exception:
             smtp.close()
-    return None

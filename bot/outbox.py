@@ -43,7 +43,7 @@ def flush(engine: Engine, mailer: Mailer, now: datetime, *, limit: int = 1000) -
             .order_by(OutboxRow.id)  # type: ignore[arg-type]
             .limit(limit)
         )
-        due = [Envelope(int(i), to, bytes(raw)) for i, to, raw in session.exec(stmt).all()]
+        due = [Envelope(i, to, bytes(raw)) for i, to, raw in session.exec(stmt).all() if i is not None]
     if not due:
         return FlushReport()
     results = asyncio.run(mailer.send_many(due))

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -31,10 +31,11 @@ from bot.store import CursorRow, LedgerRow, make_engine, transaction
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+RECONNECT_ON: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, MailboxError, DBAPIError)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Bot:
@@ -100,7 +101,7 @@ class Bot:
                 while not self.stop_event.is_set():
                     self.poll_once(mailbox, selected)
                     mailbox.wait_for_mail(self.settings.mailbox.idle_renew_seconds, self.stop_event.is_set)
-            except (*NETWORK_ERRORS, MailboxError, DBAPIError) as exc:
+            except RECONNECT_ON as exc:
                 log.warning("connection trouble (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
@@ -159,7 +160,7 @@ class Bot:
         with transaction(self.engine) as session:
             rows = session.exec(select(LedgerRow).where(
                 LedgerRow.mailbox == mailbox.name, LedgerRow.uidvalidity == uidvalidity,
-                LedgerRow.flagged == False)).all()  # noqa: E712
+                LedgerRow.flagged == False)).all()
         if rows:
             self._flag(mailbox, uidvalidity, [Outcome(r.uid, r.outcome) for r in rows])
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store")
-        utc = value.astimezone(timezone.utc)
+        utc = value.astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _when(**kw: Any) -> Any:
@@ -201,7 +201,7 @@ def count_auto_replies_since(session: Session, address: str, since: datetime) ->
     stmt = (
         select(func.count())
         .select_from(OutboxRow)
-        .where(OutboxRow.to_addr == address, OutboxRow.automatic == True, OutboxRow.created_at >= since)  # noqa: E712
+        .where(OutboxRow.to_addr == address, OutboxRow.automatic == True, OutboxRow.created_at >= since)
     )
     return int(session.exec(stmt).one())
 
@@ -217,7 +217,7 @@ def find_case_by_message_ids(session: Session, message_ids: tuple[str, ...]) -> 
     rows = session.exec(
         select(MessageRow.message_id, MessageRow.case_id).where(
             MessageRow.message_id.in_(message_ids[:100]),  # type: ignore[attr-defined]
-            MessageRow.case_id != None,  # noqa: E711
+            MessageRow.case_id != None,
         )
     ).all()
     by_id = {mid: cid for mid, cid in rows}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import datetime, timezone
 from typing import Any
 
 from bot.model import Classification, InboundEmail, Kind
@@ -15,7 +15,7 @@ def inbound(**overrides: Any) -> InboundEmail:
     base = InboundEmail(
         message_id="<m1@example.com>", message_id_synthetic=False, from_addr="ruth@example.com",
         from_name="Ruth", reply_to="", to_addrs=("privacy@example.com",), subject="My data",
-        date=datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc), in_reply_to=(), references=(),
+        date=datetime(2026, 12, 1, 1, 0, tzinfo=UTC), in_reply_to=(), references=(),
         text="Please send me a copy of my personal data.", html_only=False, attachments=(),
         headers=(), content_type="text/plain", report_type="", size=100,
     )
@@ -35,7 +35,7 @@ def mail_bytes(*, sender: str, subject: str, body: str, to: str = "privacy@bot.t
     m["From"] = sender
     m["To"] = to
     m["Subject"] = subject
-    m["Date"] = format_datetime(date or datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc))
+    m["Date"] = format_datetime(date or datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
     if message_id:
         m["Message-ID"] = message_id
     for key, value in (headers or {}).items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from bot.store import CaseRow, EventRow, LedgerRow, MessageRow, OutboxRow, make_
 from tests.botrun import ROOT, write_config
 from tests.factories import mail_bytes
 
-NOW = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 BOX = "bot@127.0.0.1:10143/INBOX"
 
 

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,11 +18,11 @@ def state(status: Status, **kw) -> CaseState:
 @pytest.mark.parametrize(
     ("received", "days", "due_local"),
     [
-        (datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc), 14, "2026-12-18T23:59:59+09:00"),
+        (datetime(2026, 12, 4, 3, 0, tzinfo=UTC), 14, "2026-12-18T23:59:59+09:00"),
         # 23:30 in Tokyo on 12-04 is still 12-04 locally though 14:30 UTC
-        (datetime(2026, 12, 4, 14, 30, tzinfo=timezone.utc), 14, "2026-12-18T23:59:59+09:00"),
+        (datetime(2026, 12, 4, 14, 30, tzinfo=UTC), 14, "2026-12-18T23:59:59+09:00"),
         # 00:30 Tokyo on 12-05 is 15:30 UTC on 12-04: counts from the Tokyo date
-        (datetime(2026, 12, 4, 15, 30, tzinfo=timezone.utc), 14, "2026-12-19T23:59:59+09:00"),
+        (datetime(2026, 12, 4, 15, 30, tzinfo=UTC), 14, "2026-12-19T23:59:59+09:00"),
         (datetime(2026, 12, 25, 12, 0, tzinfo=TOKYO), 14, "2027-01-08T23:59:59+09:00"),
         (datetime(2027, 2, 20, 12, 0, tzinfo=TOKYO), 14, "2027-03-06T23:59:59+09:00"),
     ],
