@@ -232,3 +232,23 @@ def test_idle_answers_new_mail_within_two_seconds(config: Path, mailbox, smtp_si
                 proc.kill()
                 proc.communicate()
                 raise
+
+
+def test_failed_sends_wait_in_the_outbox_and_are_retried(config: Path, mailbox, smtp_sink) -> None:
+    mailbox.append([inquiry_bytes(0, INQUIRIES[0]), inquiry_bytes(2, INQUIRIES[2])])
+    smtp_sink.fail_next(2, code=451)  # the server is busy for both
+    assert bot(config, "run", "--once").returncode == 0
+    time.sleep(0.3)
+    assert smtp_sink.messages() == []
+    time.sleep(1.2)  # retry_base_seconds = 1 in the test config
+    smtp_sink.fail_next(1, code=550)  # now one is refused for good
+    assert bot(config, "run", "--once").returncode == 0
+    sent = smtp_sink.wait_for(1, timeout=10)
+    assert len(sent) == 1
+    events = {c["ref"]: [e["kind"] for e in case_detail(config, c["ref"])["events"]] for c in cases(config)}
+    assert sorted("sent" in kinds for kinds in events.values()) == [False, True]
+    assert sum("send_failed" in kinds for kinds in events.values()) == 1
+    time.sleep(1.2)
+    assert bot(config, "run", "--once").returncode == 0  # a permanent failure is not retried
+    time.sleep(0.3)
+    assert len(smtp_sink.messages()) == 1
