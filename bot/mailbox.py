@@ -197,7 +197,14 @@ class Mailbox:
         client.idle()
         try:
             while time.monotonic() < deadline and not should_stop():
-                responses = client.idle_check(timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+                wait = min(1.0, max(0.05, deadline - time.monotonic()))
+                started = time.monotonic()
+                responses = client.idle_check(timeout=wait)
+                if any(r and r[0] == b"BYE" for r in responses):
+                    raise ConnectionError("IMAP server said BYE during IDLE")
+                if not responses and time.monotonic() - started < wait / 2:
+                    # imapclient swallows EOF: the socket was readable yet carried nothing
+                    raise ConnectionError("IMAP connection closed during IDLE")
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return
         finally:

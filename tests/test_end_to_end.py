@@ -252,3 +252,27 @@ def test_failed_sends_wait_in_the_outbox_and_are_retried(config: Path, mailbox, 
     assert bot(config, "run", "--once").returncode == 0  # a permanent failure is not retried
     time.sleep(0.3)
     assert len(smtp_sink.messages()) == 1
+
+
+def test_run_reconnects_after_the_imap_server_restarts(config: Path, mailbox, smtp_sink, tmp_path) -> None:
+    log_path = tmp_path / "bot.log"
+    with log_path.open("w") as log_file:
+        proc = bot_process(config, "run", stderr=log_file)
+        try:
+            deadline = time.monotonic() + 30
+            while "watching" not in log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            mailbox.restart()
+            mailbox.append([inquiry_bytes(0, INQUIRIES[0])])
+            sent = smtp_sink.wait_for(1, timeout=20)
+            assert len(sent) == 1
+            assert "reconnecting" in log_path.read_text()
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
