@@ -79,6 +79,9 @@ class PolicySettings(Section):
     max_auto_replies_per_sender_per_day: int = Field(3, ge=0)
     company_name: str = "the Company"
     ref_prefix: str = Field("PRV", pattern=r"^[A-Z]{2,8}$")
+    reminder_days: list[int] = Field(default_factory=lambda: [14, 28])  # after the form was sent
+    abandon_days: int = Field(60, ge=1)  # no documents by then: the case is closed as abandoned
+    sweep_seconds: int = Field(60, ge=5)  # how often `run` looks for due follow-ups
 
     @field_validator("timezone")
     @classmethod

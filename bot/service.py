@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
@@ -26,6 +27,7 @@ from bot.mailer import Mailer
 from bot.outbox import FlushReport, flush
 from bot.render import Renderer
 from bot.rules import Rules, load_rules
+from bot.sweep import sweep_once
 from bot.store import CursorRow, LedgerRow, make_engine, transaction
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class Bot:
         self.intake = Intake(settings, self.engine, self.renderer, self.rules)
         self.mailer = Mailer(settings.smtp)
         self.stop_event = threading.Event()
+        self._send_lock = threading.Lock()  # the scheduler thread and the watcher both send
 
     # -- one pass ------------------------------------------------------------------------------
     def poll_once(self, mailbox: Mailbox, selected: Selected) -> list[Outcome]:
@@ -73,10 +76,19 @@ class Bot:
         return outcomes
 
     def send_due(self) -> FlushReport:
-        report = flush(self.engine, self.mailer, self.clock())
+        with self._send_lock:
+            report = flush(self.engine, self.mailer, self.clock())
         if report.sent or report.retrying or report.failed:
             log.info("outbox sent=%s retrying=%s failed=%s", report.sent, report.retrying, report.failed)
         return report
+
+    def sweep(self) -> None:
+        """Record due follow-ups (reminders, abandonment) and send what is due."""
+        try:
+            sweep_once(self.engine, self.settings, self.renderer, self.clock())
+            self.send_due()
+        except DBAPIError as exc:
+            log.warning("follow-up sweep skipped: database trouble (%s)", exc)
 
     def run_once(self) -> list[Outcome]:
         mailbox = Mailbox(self.settings.mailbox)
@@ -85,11 +97,21 @@ class Bot:
             return self.poll_once(mailbox, selected)
         finally:
             mailbox.close()
-            self.send_due()
+            self.sweep()
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
         """Watch the mailbox until stop() is called. Network errors lead to a reconnect with backoff."""
+        scheduler = BackgroundScheduler(timezone=self.settings.zone)
+        scheduler.add_job(self.sweep, "interval", seconds=self.settings.policy.sweep_seconds,
+                          next_run_time=self.clock(), max_instances=1, coalesce=True)
+        scheduler.start()
+        try:
+            self._watch()
+        finally:
+            scheduler.shutdown(wait=True)
+
+    def _watch(self) -> None:
         delay = 1.0
         while not self.stop_event.is_set():
             mailbox = Mailbox(self.settings.mailbox)

@@ -1,0 +1,59 @@
+"""Which follow-ups are due, as a pure function of the cases and the time.
+
+The database is the source of truth: a follow-up that was already recorded (its purpose is in
+`CaseView.done`) is never planned again, so restarts and missed hours send each one once.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.model import Status
+
+
+class Step(str, enum.Enum):
+    REMIND = "remind"  # customer reminder: documents not yet received
+    ABANDON = "abandon"  # close the case as abandoned
+
+
+@dataclass(frozen=True)
+class FollowupPolicy:
+    reminder_days: tuple[int, ...] = (14, 28)
+    abandon_days: int = 60
+
+
+@dataclass(frozen=True)
+class CaseView:
+    ref: str
+    status: Status
+    form_sent_at: datetime  # when the acknowledgement with the form was recorded
+    done: frozenset[str]  # purposes of follow-ups already recorded for this case
+
+
+@dataclass(frozen=True)
+class Followup:
+    ref: str
+    step: Step
+    purpose: str  # unique per case, e.g. "reminder14"; also part of the Message-ID
+
+
+def due_followups(cases: Iterable[CaseView], now: datetime, policy: FollowupPolicy) -> list[Followup]:
+    due: list[Followup] = []
+    for case in cases:
+        if case.status is not Status.AWAITING_DOCUMENTS:
+            continue
+        waited = now - case.form_sent_at
+        if waited >= timedelta(days=policy.abandon_days):
+            if "abandon" not in case.done:
+                due.append(Followup(case.ref, Step.ABANDON, "abandon"))
+            continue
+        # Only the latest reminder that has come due, so a bot that was down for weeks sends one, not several.
+        reached = [d for d in policy.reminder_days if waited >= timedelta(days=d)]
+        if reached:
+            purpose = f"reminder{max(reached)}"
+            if purpose not in case.done:
+                due.append(Followup(case.ref, Step.REMIND, purpose))
+    return due

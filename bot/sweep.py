@@ -1,0 +1,92 @@
+"""One follow-up sweep: read the cases, plan with `due_followups`, record each step with its outbox row.
+
+Each reminder's Message-ID is unique per case and purpose, and the outbox enforces it, so two
+sweeps at once (or a sweep after a restart) can never queue the same reminder twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.compose import build_reply, make_message_id, serialise
+from bot.config import Settings
+from bot.followups import CaseView, Followup, FollowupPolicy, Step, due_followups
+from bot.model import Kind, Status
+from bot.render import Renderer, ReplyContext
+from bot.store import CaseRow, EventRow, MessageRow, OutboxRow, transaction
+
+log = logging.getLogger(__name__)
+
+
+def sweep_once(engine: Engine, settings: Settings, renderer: Renderer, now: datetime) -> list[Followup]:
+    policy = FollowupPolicy(tuple(settings.policy.reminder_days), settings.policy.abandon_days)
+    with transaction(engine) as session:
+        cases = session.exec(select(CaseRow).where(CaseRow.status == Status.AWAITING_DOCUMENTS.value)).all()
+        ids = [c.id for c in cases]
+        purposes = session.exec(select(OutboxRow.case_id, OutboxRow.purpose)
+                                .where(col(OutboxRow.case_id).in_(ids))).all() if ids else []
+        done: dict[int | None, set[str]] = {}
+        for case_id, purpose in purposes:
+            done.setdefault(case_id, set()).add(purpose)
+        views = [CaseView(c.ref, Status(c.status), c.opened_at, frozenset(done.get(c.id, ()))) for c in cases]
+    planned = due_followups(views, now, policy)
+    carried: list[Followup] = []
+    for step in planned:
+        try:
+            with transaction(engine) as session:
+                case = session.exec(select(CaseRow).where(CaseRow.ref == step.ref)).one()
+                if case.status != Status.AWAITING_DOCUMENTS.value:
+                    continue  # staff moved it meanwhile
+                if step.step is Step.REMIND:
+                    _queue_reminder(session, settings, renderer, case, step, now)
+                else:
+                    _abandon(session, case, now)
+            carried.append(step)
+            log.info("follow-up ref=%s step=%s", step.ref, step.purpose)
+        except IntegrityError:
+            log.info("follow-up ref=%s step=%s already recorded by another sweep", step.ref, step.purpose)
+    return carried
+
+
+def _queue_reminder(session: Session, settings: Settings, renderer: Renderer, case: CaseRow,
+                    step: Followup, now: datetime) -> None:
+    assert case.id is not None
+    s = settings
+    thread = session.exec(select(MessageRow.message_id).where(MessageRow.case_id == case.id)
+                          .order_by(col(MessageRow.id))).all()
+    domain = s.smtp.from_address.rpartition("@")[2] or "privacy-bot.invalid"
+    message_id = make_message_id(case.ref, step.purpose, domain)
+    ctx = ReplyContext(
+        ref=case.ref, kinds=tuple(Kind(k) for k in case.kinds.split(",") if k), language=case.language,
+        requester=case.requester, requester_name=case.requester_name, inquiry_subject=case.subject,
+        opened_at=case.opened_at, company_name=s.policy.company_name, office_name=s.smtp.from_name,
+        privacy_address=s.smtp.from_address, postal_address=s.policy.postal_address,
+        response_days=s.policy.response_days, timezone=s.policy.timezone,
+    )
+    out = build_reply(renderer=renderer, template="reminder_documents", ctx=ctx, message_id=message_id,
+                      in_reply_to=thread[0] if thread else "", references=tuple(thread[:10]),
+                      attach_form=True, auto_submitted="auto-generated")
+    raw = serialise(out, from_address=s.smtp.from_address, from_name=s.smtp.from_name,
+                    reply_to=s.smtp.from_address, date=now, japanese_charset=s.smtp.japanese_charset)
+    session.add(OutboxRow(case_id=case.id, purpose=step.purpose, message_id=message_id, to_addr=case.requester,
+                          automatic=False, raw=raw, next_attempt_at=now, created_at=now))
+    session.add(MessageRow(case_id=case.id, direction="out", message_id=message_id,
+                           in_reply_to=thread[0] if thread else "", from_addr=s.smtp.from_address,
+                           to_addr=case.requester, subject=out.subject[:500], recorded_at=now, sent_at=now,
+                           kinds=case.kinds, language=case.language, action="reminder", reason=step.purpose,
+                           size=len(raw)))
+    session.add(EventRow(case_id=case.id, at=now, kind="reminder_queued", detail=f"{step.purpose} {message_id}"))
+    session.flush()  # the unique Message-ID is checked here
+
+
+def _abandon(session: Session, case: CaseRow, now: datetime) -> None:
+    assert case.id is not None
+    case.status, case.closed_at, case.updated_at = Status.CLOSED.value, now, now
+    session.add(case)
+    session.add(EventRow(case_id=case.id, at=now, kind="abandoned",
+                         detail="closed: no documents received within the configured period"))

@@ -1,0 +1,40 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.followups import CaseView, FollowupPolicy, Step, due_followups
+from bot.model import Status
+
+SENT = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+POLICY = FollowupPolicy()
+
+
+def view(status: Status = Status.AWAITING_DOCUMENTS, done: tuple[str, ...] = ()) -> CaseView:
+    return CaseView("PRV-2026-00001", status, SENT, frozenset(done))
+
+
+@pytest.mark.parametrize(
+    ("days", "done", "status", "expected"),
+    [
+        (13.9, (), Status.AWAITING_DOCUMENTS, []),
+        (14, (), Status.AWAITING_DOCUMENTS, [(Step.REMIND, "reminder14")]),
+        (20, ("reminder14",), Status.AWAITING_DOCUMENTS, []),
+        (28, ("reminder14",), Status.AWAITING_DOCUMENTS, [(Step.REMIND, "reminder28")]),
+        (30, (), Status.AWAITING_DOCUMENTS, [(Step.REMIND, "reminder28")]),  # down for weeks: one, not two
+        (59, ("reminder14", "reminder28"), Status.AWAITING_DOCUMENTS, []),
+        (60, ("reminder14", "reminder28"), Status.AWAITING_DOCUMENTS, [(Step.ABANDON, "abandon")]),
+        (61, ("abandon",), Status.AWAITING_DOCUMENTS, []),
+        (20, (), Status.IN_PROGRESS, []),  # documents arrived: no reminder
+        (70, (), Status.NEEDS_STAFF, []),
+        (70, (), Status.CLOSED, []),
+    ],
+)
+def test_due_followups(days, done, status, expected) -> None:
+    got = due_followups([view(status, done)], SENT + timedelta(days=days), POLICY)
+    assert [(f.step, f.purpose) for f in got] == expected
+
+
+def test_configurable_days() -> None:
+    policy = FollowupPolicy(reminder_days=(7,), abandon_days=10)
+    assert [f.purpose for f in due_followups([view()], SENT + timedelta(days=7), policy)] == ["reminder7"]
+    assert [f.purpose for f in due_followups([view()], SENT + timedelta(days=10), policy)] == ["abandon"]
