@@ -1,0 +1,100 @@
+"""Follow-ups over two months with the clock passed in, against a real database and a real SMTP server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from bot.config import Settings, load_settings
+from bot.mailbox import Fetched
+from bot.mailer import Mailer
+from bot.outbox import flush
+from bot.render import Renderer
+from bot.intake import Intake
+from bot.rules import load_rules
+from bot.store import CaseRow, EventRow, OutboxRow, make_engine
+from bot.sweep import sweep_once
+from tests.botrun import ROOT, write_config
+from tests.factories import legacy_japanese_mail, mail_bytes
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, smtp_sink) -> Settings:
+    return load_settings(write_config(tmp_path, imap_port=10143, smtp_port=smtp_sink.port, db_url=db_url))
+
+
+@pytest.fixture
+def engines(settings: Settings) -> Iterator[list]:
+    made: list = []
+    yield made
+    for engine in made:
+        engine.dispose()
+
+
+def restart(settings: Settings, engines: list):
+    """A fresh engine and renderer, as after a restart of the bot."""
+    engine = make_engine(settings.database.url)
+    engines.append(engine)
+    return engine, Renderer(ROOT / "templates")
+
+
+def test_reminders_and_abandonment_happen_once_on_the_right_day(settings, engines, smtp_sink) -> None:
+    engine, renderer = restart(settings, engines)
+    intake = Intake(settings, engine, renderer, load_rules(ROOT / "config" / "rules.toml"))
+    en = mail_bytes(sender="ruth@example.com", subject="My data", message_id="<r@x>",
+                    body="Please send me a copy of my personal data.")
+    ja = legacy_japanese_mail(sender="ken@example.jp", subject="削除", body="私の個人情報を削除してください。",
+                              charset="iso-2022-jp", message_id="<k@x>")
+    for uid, raw in enumerate((en, ja), 1):
+        intake.take_in("box", 1, Fetched(uid, raw, len(raw), False), T0)
+    flush(engine, Mailer(settings.smtp), T0)
+    assert len(smtp_sink.wait_for(2)) == 2
+
+    timeline = {}
+    for day in (1, 13, 14, 14, 15, 27, 28, 29, 40, 59, 60, 61):
+        engine, renderer = restart(settings, engines)
+        now = T0 + timedelta(days=day, hours=1)
+        done = sweep_once(engine, settings, renderer, now)
+        flush(engine, Mailer(settings.smtp), now)
+        timeline.setdefault(day, []).extend(sorted(f"{f.ref[-1]}:{f.purpose}" for f in done))
+    assert timeline == {1: [], 13: [], 14: ["1:reminder14", "2:reminder14"], 15: [], 27: [],
+                        28: ["1:reminder28", "2:reminder28"], 29: [], 40: [], 59: [],
+                        60: ["1:abandon", "2:abandon"], 61: []}
+
+    sent = smtp_sink.messages()
+    reminders = [m for m in sent if m.message["Auto-Submitted"] == "auto-generated"]
+    assert len(reminders) == 4
+    for m in reminders:
+        text = next(p.get_content() for p in m.message.walk() if p.get_content_type() == "text/plain")
+        if m.rcpt_tos == ("ken@example.jp",):
+            assert sum("\u3040" <= ch <= "\u30ff" for ch in text) > 20  # written in Japanese
+        else:
+            assert "reminder" in m.message["Subject"].lower()
+        assert m.message["In-Reply-To"] in ("<r@x>", "<k@x>")
+        assert any(p.get_content_type() == "application/pdf" for p in m.message.walk())
+    with Session(engine) as s:
+        assert {c.status for c in s.exec(select(CaseRow)).all()} == {"closed"}
+        assert len([e for e in s.exec(select(EventRow)).all() if e.kind == "abandoned"]) == 2
+        assert len(s.exec(select(OutboxRow).where(OutboxRow.status == "sent")).all()) == 6
+
+
+def test_a_second_sweep_from_another_process_queues_nothing(settings, engines) -> None:
+    engine, renderer = restart(settings, engines)
+    intake = Intake(settings, engine, renderer, load_rules(ROOT / "config" / "rules.toml"))
+    raw = mail_bytes(sender="ruth@example.com", subject="My data", message_id="<r@x>",
+                     body="Please send me a copy of my personal data.")
+    intake.take_in("box", 1, Fetched(1, raw, len(raw), False), T0)
+    now = T0 + timedelta(days=14, hours=1)
+    other, _ = restart(settings, engines)
+    first = sweep_once(engine, settings, renderer, now)
+    second = sweep_once(other, settings, renderer, now)
+    assert [f.purpose for f in first] == ["reminder14"] and second == []
+    with Session(engine) as s:
+        assert len(s.exec(select(OutboxRow).where(OutboxRow.purpose == "reminder14")).all()) == 1
