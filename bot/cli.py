@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("name")
     prev.add_argument("--lang", choices=["ja", "en"], default="en")
 
+    dig = sub.add_parser("digest", help="the staff digest, printed or mailed")
+    mode = dig.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--print", action="store_true", dest="print_", help="print the text digest")
+    mode.add_argument("--send", action="store_true", help="mail it to staff.digest_recipients")
+    dig.add_argument("--as-of", help="date-time the digest is made for (default now)")
+
     cfg = sub.add_parser("config", help="show the effective configuration, secrets masked")
     csub2 = cfg.add_subparsers(dest="action", required=True, parser_class=_Parser)
     csub2.add_parser("show")
@@ -122,6 +128,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _cases(args, settings)
     if args.command == "templates":
         return _templates(args, settings)
+    if args.command == "digest":
+        return _digest(args, settings)
     if args.command == "config":
         print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
         return 0
@@ -194,6 +202,50 @@ def _cases(args: argparse.Namespace, settings: Settings) -> int:
     case, line = staff.apply(engine, args.ref, event, now=now, response_days=policy.response_days,
                              zone=zone, event_kind=kind)
     print(f"{case.ref}: {line}")
+    return 0
+
+
+def _digest(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from bot.clock import parse_when
+    from bot.digest import build_digest, digest_message, render_digest
+    from bot.staff import digest_inputs
+    from bot.store import OutboxRow, make_engine, transaction
+
+    zone = settings.zone
+    try:
+        as_of = parse_when(args.as_of, zone) if args.as_of else _now()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    engine = make_engine(settings.database.url)
+    cases, quarantined = digest_inputs(engine)
+    digest = build_digest(cases, quarantined, as_of=as_of, since=as_of - timedelta(days=1), zone=zone)
+    subject, text, html = render_digest(digest, settings.staff.language, Path(settings.paths.templates))
+    if args.print_:
+        print(f"{subject}\n\n{text}")
+        return 0
+    if not settings.staff.digest_recipients:
+        raise ConfigError("config key staff.digest_recipients is empty: nobody to send the digest to")
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.mailer import Mailer
+    from bot.outbox import flush
+
+    domain = settings.smtp.from_address.rpartition("@")[2]
+    stamp = as_of.astimezone(zone).strftime("%Y-%m-%d-%H%M")
+    try:
+        with transaction(engine) as session:
+            for i, to in enumerate(settings.staff.digest_recipients):
+                mid = f"<digest-{stamp}.{i}@{domain}>"
+                raw = digest_message(subject, text, html, sender=settings.smtp.from_address,
+                                     sender_name=settings.smtp.from_name, to=to, message_id=mid, date=as_of)
+                session.add(OutboxRow(purpose="digest", message_id=mid, to_addr=to, automatic=False, raw=raw,
+                                      next_attempt_at=_now(), created_at=_now()))
+    except IntegrityError:
+        print(f"digest for {stamp} was already queued")
+    report = flush(engine, Mailer(settings.smtp), _now())
+    print(f"digest sent to {report.sent} recipient(s)" + (f", {report.retrying} to retry" if report.retrying else ""))
     return 0
 
 

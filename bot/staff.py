@@ -72,3 +72,12 @@ def load_case(engine: Engine, ref: str) -> tuple[CaseRow, list[MessageRow], list
         events = list(session.exec(select(EventRow).where(EventRow.case_id == case.id)
                                    .order_by(col(EventRow.id))).all())
         return case, messages, events
+
+
+def digest_inputs(engine: Engine) -> tuple[list[CaseRow], list[MessageRow]]:
+    """Every case, and the quarantined mail, for the digest."""
+    with transaction(engine) as session:
+        cases = list(session.exec(select(CaseRow).order_by(col(CaseRow.id))).all())
+        quarantined = list(session.exec(select(MessageRow).where(MessageRow.action == "quarantined")
+                                        .order_by(col(MessageRow.id))).all())
+        return cases, quarantined
