@@ -209,9 +209,9 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
     from bot.clock import parse_when
-    from bot.digest import build_digest, digest_message, render_digest
+    from bot.digest import build_digest, render_digest
     from bot.staff import digest_inputs
-    from bot.store import OutboxRow, make_engine, transaction
+    from bot.store import make_engine
 
     zone = settings.zone
     try:
@@ -227,22 +227,12 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not settings.staff.digest_recipients:
         raise ConfigError("config key staff.digest_recipients is empty: nobody to send the digest to")
-    from sqlalchemy.exc import IntegrityError
-
+    from bot.digest_job import queue_digest
     from bot.mailer import Mailer
     from bot.outbox import flush
 
-    domain = settings.smtp.from_address.rpartition("@")[2]
     stamp = as_of.astimezone(zone).strftime("%Y-%m-%d-%H%M")
-    try:
-        with transaction(engine) as session:
-            for i, to in enumerate(settings.staff.digest_recipients):
-                mid = f"<digest-{stamp}.{i}@{domain}>"
-                raw = digest_message(subject, text, html, sender=settings.smtp.from_address,
-                                     sender_name=settings.smtp.from_name, to=to, message_id=mid, date=as_of)
-                session.add(OutboxRow(purpose="digest", message_id=mid, to_addr=to, automatic=False, raw=raw,
-                                      next_attempt_at=_now(), created_at=_now()))
-    except IntegrityError:
+    if not queue_digest(engine, settings, as_of, stamp):
         print(f"digest for {stamp} was already queued")
     report = flush(engine, Mailer(settings.smtp), _now())
     print(f"digest sent to {report.sent} recipient(s)" + (f", {report.retrying} to retry" if report.retrying else ""))

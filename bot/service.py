@@ -27,6 +27,7 @@ from bot.mailer import Mailer
 from bot.outbox import FlushReport, flush
 from bot.render import Renderer
 from bot.rules import Rules, load_rules
+from bot.digest_job import daily_digest_due, queue_digest
 from bot.sweep import sweep_once
 from bot.store import CursorRow, LedgerRow, make_engine, transaction
 
@@ -90,6 +91,16 @@ class Bot:
         except DBAPIError as exc:
             log.warning("follow-up sweep skipped: database trouble (%s)", exc)
 
+    def daily_digest(self) -> None:
+        now = self.clock()
+        stamp = daily_digest_due(self.settings, now)
+        try:
+            if queue_digest(self.engine, self.settings, now, stamp):
+                log.info("daily digest %s queued", stamp)
+                self.send_due()
+        except DBAPIError as exc:
+            log.warning("daily digest skipped: database trouble (%s)", exc)
+
     def run_once(self) -> list[Outcome]:
         mailbox = Mailbox(self.settings.mailbox)
         try:
@@ -105,6 +116,11 @@ class Bot:
         scheduler = BackgroundScheduler(timezone=self.settings.zone)
         scheduler.add_job(self.sweep, "interval", seconds=self.settings.policy.sweep_seconds,
                           next_run_time=self.clock(), max_instances=1, coalesce=True)
+        if self.settings.staff.digest_recipients:
+            t = self.settings.staff.digest_time
+            scheduler.add_job(self.daily_digest, "cron", hour=t.hour, minute=t.minute, coalesce=True,
+                              misfire_grace_time=3600)
+            self.daily_digest()  # a digest missed while the bot was down goes out once, now
         scheduler.start()
         try:
             self._watch()

@@ -39,7 +39,7 @@ retry_base_seconds = 1
 url = "{db_url}"
 
 [staff]
-digest_recipients = ["staff@bot.test"]
+digest_recipients = []
 
 [policy]
 timezone = "Asia/Tokyo"

@@ -98,3 +98,22 @@ def test_a_second_sweep_from_another_process_queues_nothing(settings, engines) -
     assert [f.purpose for f in first] == ["reminder14"] and second == []
     with Session(engine) as s:
         assert len(s.exec(select(OutboxRow).where(OutboxRow.purpose == "reminder14")).all()) == 1
+
+
+def test_daily_digest_once_per_day_and_once_after_downtime(settings, engines, smtp_sink) -> None:
+    from bot.service import Bot
+
+    staffed = settings.model_copy(update={"staff": settings.staff.model_copy(
+        update={"digest_recipients": ["dpo@example.com"]})})
+    engine, _ = restart(settings, engines)
+    clock = {"now": datetime(2026, 12, 1, 0, 30, tzinfo=timezone.utc)}  # 09:30 in Tokyo, after digest_time
+    bot = Bot(staffed, clock=lambda: clock["now"], engine=engine)
+    bot.daily_digest()
+    bot.daily_digest()  # a restart the same day: nothing new
+    assert len(smtp_sink.wait_for(1)) == 1
+    clock["now"] += timedelta(days=3)  # down for three days: one digest at start, not three
+    bot.daily_digest()
+    bot.daily_digest()
+    sent = smtp_sink.wait_for(2)
+    assert len(sent) == 2 and all(m.rcpt_tos == ("dpo@example.com",) for m in sent)
+    assert {p.get_content_type() for p in sent[1].message.walk()} >= {"text/plain", "text/html"}
