@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     resp = csub.add_parser("responded", help="the written answer was sent")
     resp.add_argument("ref")
     resp.add_argument("--on")
+    sk = csub.add_parser("set-kinds", help="sort a needs_staff case by hand")
+    sk.add_argument("ref")
+    sk.add_argument("--kinds", required=True, help="comma-separated, e.g. disclosure,deletion")
     close = csub.add_parser("close", help="close the case")
     close.add_argument("ref")
     close.add_argument("--reason", default="")
@@ -189,6 +192,16 @@ def _cases(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(detail, ensure_ascii=False, indent=2))
         else:
             _print_detail(detail)
+        return 0
+    if args.action == "set-kinds":
+        from bot.model import Kind
+
+        try:
+            kinds = tuple(Kind(k.strip()) for k in args.kinds.split(",") if k.strip())
+        except ValueError:
+            raise UsageError(f"--kinds: use {', '.join(k.value for k in Kind)}") from None
+        case, line = staff.set_kinds(engine, args.ref, kinds, now=now)
+        print(f"{case.ref}: {line}")
         return 0
     event: Any
     if args.action == "docs-received":

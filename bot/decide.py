@@ -68,5 +68,9 @@ def _status_and_template(kinds: tuple[Kind, ...]) -> tuple[Status, str]:
     return Status.NEEDS_STAFF, "ack_general"
 
 
+def status_for(kinds: tuple[Kind, ...]) -> Status:
+    return _status_and_template(kinds)[0]
+
+
 def ordered_kinds(kinds: set[Kind] | tuple[Kind, ...]) -> tuple[Kind, ...]:
     return tuple(k for k in KIND_ORDER if k in kinds)

@@ -81,3 +81,26 @@ def digest_inputs(engine: Engine) -> tuple[list[CaseRow], list[MessageRow]]:
         quarantined = list(session.exec(select(MessageRow).where(MessageRow.action == "quarantined")
                                         .order_by(col(MessageRow.id))).all())
         return cases, quarantined
+
+
+def set_kinds(engine: Engine, ref: str, kinds: tuple[Kind, ...], *, now: datetime) -> tuple[CaseRow, str]:
+    """Staff sort a needs_staff case by hand; its status follows the same rule as the bot's."""
+    from bot.decide import ordered_kinds, status_for
+
+    if not kinds:
+        raise UsageError("give at least one kind")
+    with transaction(engine) as session:
+        case = find_case_by_ref(session, ref.strip().upper())
+        if case is None:
+            raise UsageError(f"no case with reference {ref}")
+        if case.status != Status.NEEDS_STAFF.value:
+            raise UsageError(f"only a needs_staff case can be re-sorted; {case.ref} is {case.status}")
+        ordered = ordered_kinds(kinds)
+        case.kinds = ",".join(k.value for k in ordered)
+        case.status = status_for(ordered).value
+        case.updated_at = now
+        session.add(case)
+        assert case.id is not None
+        line = f"kinds set to {case.kinds}; status {case.status}"
+        session.add(EventRow(case_id=case.id, at=now, actor=actor(), kind="kinds_set", detail=line))
+        return case, line

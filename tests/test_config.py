@@ -69,3 +69,38 @@ def test_config_show_masks_secrets(cfg: Path) -> None:
     shown = json.loads(r.stdout)
     assert "botpass" not in r.stdout and "hunter2" not in r.stdout
     assert shown["mailbox"]["password"] == "***" and shown["smtp"]["password"] == "***"
+
+
+def test_staff_commands_from_the_command_line(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from bot.store import CaseRow, make_engine, transaction
+
+    db = f"sqlite:///{tmp_path}/bot.db"
+    engine = make_engine(db)
+    opened = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+    with transaction(engine) as s:
+        s.add(CaseRow(ref="PRV-2026-00001", status="needs_staff", kinds="general", requester="a@example.com",
+                      opened_at=opened, updated_at=opened))
+    engine.dispose()
+    cfg = write_config(tmp_path, imap_port=1, smtp_port=1, db_url=db)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "cases", *args], cwd=ROOT,
+                              capture_output=True, text=True)
+
+    r = run("set-kinds", "PRV-2026-00001", "--kinds", "deletion,disclosure")
+    assert r.returncode == 0 and "disclosure,deletion" in r.stdout and "awaiting_documents" in r.stdout
+    assert run("set-kinds", "PRV-2026-00001", "--kinds", "general").returncode == 2  # no longer needs_staff
+    r = run("docs-received", "PRV-2026-00001", "--on", "2026-12-04")
+    assert r.returncode == 0 and "2026-12-18" in r.stdout
+    r = run("extend", "PRV-2026-00001", "--days", "7", "--reason", "ID copy illegible")
+    assert r.returncode == 0 and "2026-12-25" in r.stdout
+    assert run("responded", "PRV-2026-00001", "--on", "2026-12-20").returncode == 0
+    assert run("close", "PRV-2026-00001", "--reason", "answered").returncode == 0
+    r = run("docs-received", "PRV-2026-00001")
+    assert r.returncode == 2 and "closed" in r.stderr and "Traceback" not in r.stderr
+    detail = json.loads(run("show", "PRV-2026-00001", "--json").stdout)
+    assert [e["kind"] for e in detail["events"]] == ["kinds_set", "documents_received", "extended", "responded",
+                                                      "closed"]
+    assert "illegible" in detail["events"][2]["detail"] and detail["due_at"].startswith("2026-12-25T23:59:59+09:00")
