@@ -283,12 +283,28 @@ def _print_detail(d: dict[str, Any]) -> None:
         con.print(f"  {e['at'][:16]} {e['actor']:12} {e['kind']:18} {e['detail']}", markup=False)
 
 
+def _check_digest_templates(settings: Settings) -> list[str]:
+    from bot.digest import build_digest, render_digest
+    from bot.errors import TemplateProblem
+
+    now = _now()
+    digest = build_digest([], [], as_of=now, since=now, zone=settings.zone)
+    problems = []
+    for lang in ("en", "ja"):
+        try:
+            render_digest(digest, lang, Path(settings.paths.templates))
+        except TemplateProblem as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def _templates(args: argparse.Namespace, settings: Settings) -> int:
     from bot.render import Renderer, check_all, sample_context
 
     renderer = Renderer(Path(settings.paths.templates))
     if args.action == "check":
         problems = check_all(renderer)
+        problems += _check_digest_templates(settings)
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         if problems:
