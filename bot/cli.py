@@ -213,7 +213,7 @@ def _cases(args: argparse.Namespace, settings: Settings) -> int:
     else:
         event, kind = Close(now, args.reason), "closed"
     case, line = staff.apply(engine, args.ref, event, now=now, response_days=policy.response_days,
-                             zone=zone, event_kind=kind)
+                             zone=zone, event_kind=kind, calendar=settings.calendar)
     print(f"{case.ref}: {line}")
     return 0
 

@@ -9,13 +9,16 @@ import os
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.clock import Calendar
 
 DEFAULT_CONFIG = Path("config/bot.toml")
 Security = Literal["ssl", "starttls", "none"]
@@ -82,6 +85,17 @@ class PolicySettings(Section):
     reminder_days: list[int] = Field(default_factory=lambda: [14, 28])  # after the form was sent
     abandon_days: int = Field(60, ge=1)  # no documents by then: the case is closed as abandoned
     sweep_seconds: int = Field(60, ge=5)  # how often `run` looks for due follow-ups
+    day_count: Literal["calendar", "business"] = "calendar"
+    closures: list[str] = Field(default_factory=list)  # yearly company closures, e.g. ["12-29..01-03"]
+
+    @field_validator("closures")
+    @classmethod
+    def _closures(cls, value: list[str]) -> list[str]:
+        from bot.clock import parse_closure
+
+        for spec in value:
+            parse_closure(spec)
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -130,6 +144,12 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.policy.timezone)
+
+    @property
+    def calendar(self) -> "Calendar":
+        from bot.clock import Calendar
+
+        return Calendar(self.zone, self.policy.day_count == "business", tuple(self.policy.closures))
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain data with every secret replaced by '***'."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.clock import due_at
+from bot.clock import Calendar, due_at
 from bot.errors import TransitionError
 from bot.model import Kind, Status
 
@@ -50,7 +50,8 @@ class Close:
 CaseEvent = DocsReceived | Extend | Responded | Close
 
 
-def transition(state: CaseState, event: CaseEvent, *, response_days: int, zone: ZoneInfo) -> tuple[CaseState, str]:
+def transition(state: CaseState, event: CaseEvent, *, response_days: int, zone: ZoneInfo,
+               calendar: Calendar | None = None) -> tuple[CaseState, str]:
     """The state after the event and a line for the case history; TransitionError if not allowed."""
     if state.status is Status.CLOSED:
         raise TransitionError("the case is closed")
@@ -60,7 +61,7 @@ def transition(state: CaseState, event: CaseEvent, *, response_days: int, zone: 
                 raise TransitionError(f"documents cannot be recorded on a case that is {state.status.value}")
             if state.documents_received_at is not None:
                 raise TransitionError("documents were already recorded as received")
-            due = due_at(on, response_days, zone)
+            due = due_at(on, response_days, zone, calendar)
             new = replace(state, status=Status.IN_PROGRESS, documents_received_at=on, due_at=due)
             return new, f"documents received {on.astimezone(zone).date()}; answer due {due.astimezone(zone).date()}"
         case Extend(days=days, reason=reason):

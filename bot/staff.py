@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from bot.clock import Calendar
 from bot.errors import UsageError
 from bot.lifecycle import CaseEvent, CaseState, transition
 from bot.model import Kind, Status
@@ -34,12 +35,12 @@ def _state(case: CaseRow) -> CaseState:
 
 
 def apply(engine: Engine, ref: str, event: CaseEvent, *, now: datetime, response_days: int,
-          zone: ZoneInfo, event_kind: str) -> tuple[CaseRow, str]:
+          zone: ZoneInfo, event_kind: str, calendar: Calendar | None = None) -> tuple[CaseRow, str]:
     with transaction(engine) as session:
         case = find_case_by_ref(session, ref.strip().upper())
         if case is None:
             raise UsageError(f"no case with reference {ref}")
-        new, line = transition(_state(case), event, response_days=response_days, zone=zone)
+        new, line = transition(_state(case), event, response_days=response_days, zone=zone, calendar=calendar)
         case.status = new.status.value
         case.documents_received_at = new.documents_received_at
         case.due_at = new.due_at

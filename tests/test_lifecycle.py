@@ -65,3 +65,41 @@ def test_full_path():
 def test_invalid_transitions_are_clear_errors(start, event, message):
     with pytest.raises(TransitionError, match=message):
         transition(start, event, response_days=14, zone=TOKYO)
+
+
+from bot.clock import Calendar  # noqa: E402
+
+BUSINESS = Calendar(TOKYO, business_days=True, closures=("12-29..01-03",))
+
+
+@pytest.mark.parametrize(
+    ("received", "days", "calendar", "due_day"),
+    [
+        # calendar days ignore weekends and holidays
+        (datetime(2026, 12, 25, 12, 0, tzinfo=TOKYO), 14, Calendar(TOKYO), "2027-01-08"),
+        # business days: Fri 2026-12-18 + 5 -> skips the weekend -> Fri 12-25
+        (datetime(2026, 12, 18, 12, 0, tzinfo=TOKYO), 5, BUSINESS, "2026-12-25"),
+        # across the year-end closure (12-29..01-03) and the weekend
+        (datetime(2026, 12, 25, 12, 0, tzinfo=TOKYO), 3, BUSINESS, "2027-01-05"),  # Mon 12-28, Mon 01-04, Tue 01-05
+        # Japanese public holidays: 2026-11-23 (Labour Thanksgiving, Monday) is skipped
+        (datetime(2026, 11, 20, 12, 0, tzinfo=TOKYO), 1, BUSINESS, "2026-11-24"),
+        # Golden Week 2027: 04-29 Thu holiday, 05-03..05-05 holidays
+        (datetime(2027, 4, 28, 12, 0, tzinfo=TOKYO), 3, BUSINESS, "2027-05-07"),  # Fri 04-30, Thu 05-06, Fri 05-07
+        # late at night in Tokyo (still Friday locally, already Friday 14:50 UTC): counts from Friday
+        (datetime(2026, 12, 18, 14, 50, tzinfo=UTC), 1, BUSINESS, "2026-12-21"),
+        # a closure that does not wrap the year
+        (datetime(2026, 8, 12, 12, 0, tzinfo=TOKYO), 1, Calendar(TOKYO, True, ("08-13..08-16",)), "2026-08-17"),
+        # leap day in calendar counting
+        (datetime(2028, 2, 20, 12, 0, tzinfo=TOKYO), 14, Calendar(TOKYO), "2028-03-05"),
+    ],
+)
+def test_due_date_with_business_days_holidays_and_closures(received, days, calendar, due_day):
+    assert due_at(received, days, TOKYO, calendar) == datetime.fromisoformat(f"{due_day}T23:59:59+09:00")
+
+
+@pytest.mark.parametrize("bad", ["12-29-01-03", "13-01..01-02", "02-30..03-01"])
+def test_bad_closure_is_rejected(bad):
+    from bot.clock import parse_closure
+
+    with pytest.raises(ValueError):
+        parse_closure(bad)
