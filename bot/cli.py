@@ -290,11 +290,22 @@ def _check_digest_templates(settings: Settings) -> list[str]:
     now = _now()
     digest = build_digest([], [], as_of=now, since=now, zone=settings.zone)
     problems = []
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+
+    staff_dir = Path(settings.paths.templates) / "staff"
+    env = Environment(loader=FileSystemLoader(str(staff_dir)), undefined=StrictUndefined)
     for lang in ("en", "ja"):
         try:
             render_digest(digest, lang, Path(settings.paths.templates))
         except TemplateProblem as exc:
             problems.append(str(exc))
+        for overdue in (False, True):
+            try:
+                env.get_template(f"alert.{lang}.txt.j2").render(ref="PRV-2026-00001", kinds=["deletion"],
+                                                                requester="a@example.com", opened="2026-12-01",
+                                                                due="2026-12-18", overdue=overdue)
+            except TemplateError as exc:
+                problems.append(f"staff alert template in {staff_dir} ({lang}): {exc}")
     return problems
 
 

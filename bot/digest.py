@@ -119,5 +119,6 @@ def digest_message(subject: str, text: str, html: str, *, sender: str, sender_na
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    if html:
+        msg.add_alternative(html, subtype="html")
     return msg.as_bytes()

@@ -17,12 +17,15 @@ from bot.model import Status
 class Step(str, enum.Enum):
     REMIND = "remind"  # customer reminder: documents not yet received
     ABANDON = "abandon"  # close the case as abandoned
+    WARN = "warn"  # tell staff: the written answer is due within a few days
+    ESCALATE = "escalate"  # tell staff: overdue (at most once a local day)
 
 
 @dataclass(frozen=True)
 class FollowupPolicy:
     reminder_days: tuple[int, ...] = (14, 28)
     abandon_days: int = 60
+    warn_before: timedelta = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class CaseView:
     status: Status
     form_sent_at: datetime  # when the acknowledgement with the form was recorded
     done: frozenset[str]  # purposes of follow-ups already recorded for this case
+    due_at: datetime | None = None
+    local_day: str = ""  # today's date in the configured zone, for once-a-day escalations
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Followup:
 def due_followups(cases: Iterable[CaseView], now: datetime, policy: FollowupPolicy) -> list[Followup]:
     due: list[Followup] = []
     for case in cases:
+        due.extend(_staff_alerts(case, now, policy))
         if case.status is not Status.AWAITING_DOCUMENTS:
             continue
         waited = now - case.form_sent_at
@@ -57,3 +63,15 @@ def due_followups(cases: Iterable[CaseView], now: datetime, policy: FollowupPoli
             if purpose not in case.done:
                 due.append(Followup(case.ref, Step.REMIND, purpose))
     return due
+
+
+def _staff_alerts(case: CaseView, now: datetime, policy: FollowupPolicy) -> list[Followup]:
+    if case.due_at is None or case.status not in (Status.IN_PROGRESS, Status.NEEDS_STAFF,
+                                                   Status.AWAITING_DOCUMENTS):
+        return []
+    if now > case.due_at:
+        purpose = f"escalate-{case.local_day}"
+        return [] if purpose in case.done else [Followup(case.ref, Step.ESCALATE, purpose)]
+    if case.due_at - now <= policy.warn_before and "warn-due" not in case.done:
+        return [Followup(case.ref, Step.WARN, "warn-due")]
+    return []

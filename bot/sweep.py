@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.compose import build_reply, make_message_id, serialise
 from bot.config import Settings
+from bot.digest import digest_message
+from bot.errors import TemplateProblem
 from bot.followups import CaseView, Followup, FollowupPolicy, Step, due_followups
 from bot.model import Kind, Status
 from bot.render import Renderer, ReplyContext
@@ -25,24 +29,31 @@ log = logging.getLogger(__name__)
 
 def sweep_once(engine: Engine, settings: Settings, renderer: Renderer, now: datetime) -> list[Followup]:
     policy = FollowupPolicy(tuple(settings.policy.reminder_days), settings.policy.abandon_days)
+    open_statuses = [Status.AWAITING_DOCUMENTS.value, Status.IN_PROGRESS.value, Status.NEEDS_STAFF.value]
+    local_day = now.astimezone(settings.zone).date().isoformat()
     with transaction(engine) as session:
-        cases = session.exec(select(CaseRow).where(CaseRow.status == Status.AWAITING_DOCUMENTS.value)).all()
+        cases = session.exec(select(CaseRow).where(col(CaseRow.status).in_(open_statuses))).all()
         ids = [c.id for c in cases]
         purposes = session.exec(select(OutboxRow.case_id, OutboxRow.purpose)
                                 .where(col(OutboxRow.case_id).in_(ids))).all() if ids else []
         done: dict[int | None, set[str]] = {}
         for case_id, purpose in purposes:
             done.setdefault(case_id, set()).add(purpose)
-        views = [CaseView(c.ref, Status(c.status), c.opened_at, frozenset(done.get(c.id, ()))) for c in cases]
+        views = [CaseView(c.ref, Status(c.status), c.opened_at, frozenset(done.get(c.id, ())), c.due_at, local_day)
+                 for c in cases]
     planned = due_followups(views, now, policy)
     carried: list[Followup] = []
     for step in planned:
         try:
             with transaction(engine) as session:
                 case = session.exec(select(CaseRow).where(CaseRow.ref == step.ref)).one()
-                if case.status != Status.AWAITING_DOCUMENTS.value:
+                if step.step in (Step.WARN, Step.ESCALATE):
+                    if not settings.staff.digest_recipients or case.status not in open_statuses:
+                        continue
+                    _queue_staff_alert(session, settings, case, step, now)
+                elif case.status != Status.AWAITING_DOCUMENTS.value:
                     continue  # staff moved it meanwhile
-                if step.step is Step.REMIND:
+                elif step.step is Step.REMIND:
                     _queue_reminder(session, settings, renderer, case, step, now)
                 else:
                     _abandon(session, case, now)
@@ -90,3 +101,29 @@ def _abandon(session: Session, case: CaseRow, now: datetime) -> None:
     session.add(case)
     session.add(EventRow(case_id=case.id, at=now, kind="abandoned",
                          detail="closed: no documents received within the configured period"))
+
+
+def _queue_staff_alert(session: Session, settings: Settings, case: CaseRow, step: Followup, now: datetime) -> None:
+    assert case.id is not None and case.due_at is not None
+    zone = settings.zone
+    lang = settings.staff.language
+    env = Environment(loader=FileSystemLoader(str(Path(settings.paths.templates) / "staff")),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    try:
+        text = env.get_template(f"alert.{lang}.txt.j2").render(
+            ref=case.ref, kinds=[k for k in case.kinds.split(",") if k], requester=case.requester,
+            opened=case.opened_at.astimezone(zone).date().isoformat(),
+            due=case.due_at.astimezone(zone).date().isoformat(), overdue=step.step is Step.ESCALATE)
+    except TemplateError as exc:
+        raise TemplateProblem(f"staff alert template ({lang}): {exc}") from None
+    subject, _, body = text.partition("\n")
+    body = body.lstrip("\n")
+    domain = settings.smtp.from_address.rpartition("@")[2] or "privacy-bot.invalid"
+    for i, to in enumerate(settings.staff.digest_recipients):
+        mid = make_message_id(case.ref, f"{step.purpose}.{i}", domain)
+        raw = digest_message(subject.removeprefix("Subject: ").strip(), body, "", sender=settings.smtp.from_address,
+                             sender_name=settings.smtp.from_name, to=to, message_id=mid, date=now)
+        session.add(OutboxRow(case_id=case.id, purpose=step.purpose, message_id=mid, to_addr=to, automatic=False,
+                              raw=raw, next_attempt_at=now, created_at=now))
+    session.add(EventRow(case_id=case.id, at=now, kind="staff_alerted", detail=step.purpose))
+    session.flush()

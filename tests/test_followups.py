@@ -38,3 +38,27 @@ def test_configurable_days() -> None:
     policy = FollowupPolicy(reminder_days=(7,), abandon_days=10)
     assert [f.purpose for f in due_followups([view()], SENT + timedelta(days=7), policy)] == ["reminder7"]
     assert [f.purpose for f in due_followups([view()], SENT + timedelta(days=10), policy)] == ["abandon"]
+
+
+DUE = datetime(2026, 12, 18, 14, 59, 59, tzinfo=timezone.utc)  # 23:59:59 in Tokyo
+
+
+@pytest.mark.parametrize(
+    ("now", "done", "expected"),
+    [
+        (DUE - timedelta(days=4), (), []),
+        (DUE - timedelta(days=3), (), ["warn-due"]),
+        (DUE - timedelta(days=1), ("warn-due",), []),
+        (DUE + timedelta(hours=1), ("warn-due",), ["escalate-2026-12-19"]),
+        (DUE + timedelta(hours=2), ("warn-due", "escalate-2026-12-19"), []),  # once a day
+    ],
+)
+def test_staff_warnings_and_daily_escalation(now, done, expected) -> None:
+    local_day = (now + timedelta(hours=9)).date().isoformat()
+    case = CaseView("PRV-2026-00001", Status.IN_PROGRESS, SENT, frozenset(done), due_at=DUE, local_day=local_day)
+    assert [f.purpose for f in due_followups([case], now, POLICY)] == expected
+
+
+def test_no_staff_alerts_once_responded() -> None:
+    case = CaseView("PRV-2026-00001", Status.RESPONDED, SENT, frozenset(), due_at=DUE, local_day="2026-12-25")
+    assert due_followups([case], DUE + timedelta(days=5), POLICY) == []

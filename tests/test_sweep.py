@@ -117,3 +117,37 @@ def test_daily_digest_once_per_day_and_once_after_downtime(settings, engines, sm
     sent = smtp_sink.wait_for(2)
     assert len(sent) == 2 and all(m.rcpt_tos == ("dpo@example.com",) for m in sent)
     assert {p.get_content_type() for p in sent[1].message.walk()} >= {"text/plain", "text/html"}
+
+
+def test_staff_warned_before_due_and_escalated_once_a_day_when_overdue(settings, engines, smtp_sink) -> None:
+    from zoneinfo import ZoneInfo
+
+    from bot import staff
+    from bot.lifecycle import DocsReceived, Responded
+
+    staffed = settings.model_copy(update={"staff": settings.staff.model_copy(
+        update={"digest_recipients": ["dpo@example.com"], "language": "ja"})})
+    engine, renderer = restart(staffed, engines)
+    intake = Intake(staffed, engine, renderer, load_rules(ROOT / "config" / "rules.toml"))
+    raw = mail_bytes(sender="ruth@example.com", subject="My data", message_id="<r@x>",
+                     body="Please send me a copy of my personal data.")
+    ref = intake.take_in("box", 1, Fetched(1, raw, len(raw), False), T0).ref
+    tokyo = ZoneInfo("Asia/Tokyo")
+    staff.apply(engine, ref, DocsReceived(T0 + timedelta(days=2)), now=T0 + timedelta(days=2), response_days=14,
+                zone=tokyo, event_kind="documents_received")  # due 2026-12-17 23:59:59 JST
+
+    def sweep(day: float) -> list[str]:
+        engine, renderer = restart(staffed, engines)
+        return [f.purpose for f in sweep_once(engine, staffed, renderer, T0 + timedelta(days=day))]
+
+    assert sweep(10) == []
+    assert sweep(14) == ["warn-due"] and sweep(14.5) == []
+    assert sweep(17) == ["escalate-2026-12-18"] and sweep(17.1) == []
+    assert sweep(18) == ["escalate-2026-12-19"]
+    staff.apply(engine, ref, Responded(T0 + timedelta(days=18)), now=T0 + timedelta(days=18), response_days=14,
+                zone=tokyo, event_kind="responded")
+    assert sweep(19) == []
+    flush(engine, Mailer(staffed.smtp), T0 + timedelta(days=19))
+    alerts = [m for m in smtp_sink.wait_for(4) if m.rcpt_tos == ("dpo@example.com",)]
+    assert len(alerts) == 3
+    assert "期限超過" in alerts[-1].message["Subject"] and ref in alerts[-1].message["Subject"]
