@@ -232,8 +232,9 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     engine = make_engine(settings.database.url)
-    cases, quarantined = digest_inputs(engine)
-    digest = build_digest(cases, quarantined, as_of=as_of, since=as_of - timedelta(days=1), zone=zone)
+    cases, quarantined, acked = digest_inputs(engine)
+    digest = build_digest(cases, quarantined, as_of=as_of, since=as_of - timedelta(days=1), zone=zone,
+                          acknowledged=acked, ack_target_hours=settings.policy.ack_target_hours)
     subject, text, html = render_digest(digest, settings.staff.language, Path(settings.paths.templates))
     if args.print_:
         print(f"{subject}\n\n{text}")

@@ -71,6 +71,11 @@ def due_at(received: datetime, response_days: int, zone: ZoneInfo, calendar: Cal
     return end_of_day(cal.add_days(local_day, response_days), zone)
 
 
+def ack_due(opened: datetime, target_hours: int) -> datetime:
+    """When the first acknowledgement should have gone out at the latest."""
+    return opened + timedelta(hours=target_hours)
+
+
 def parse_when(text: str, zone: ZoneInfo) -> datetime:
     """A date (2026-12-04) or date-time (2026-12-04T10:30, with or without offset) given by staff."""
     try:

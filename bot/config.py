@@ -85,6 +85,7 @@ class PolicySettings(Section):
     reminder_days: list[int] = Field(default_factory=lambda: [14, 28])  # after the form was sent
     abandon_days: int = Field(60, ge=1)  # no documents by then: the case is closed as abandoned
     sweep_seconds: int = Field(60, ge=5)  # how often `run` looks for due follow-ups
+    ack_target_hours: int = Field(1, ge=1)  # the first acknowledgement is late after this
     day_count: Literal["calendar", "business"] = "calendar"
     closures: list[str] = Field(default_factory=list)  # yearly company closures, e.g. ["12-29..01-03"]
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, TemplateError, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot.clock import ack_due
 from bot.errors import TemplateProblem
 from bot.model import KIND_ORDER, Status
 from bot.store import CaseRow, MessageRow
@@ -41,6 +42,7 @@ class Digest:
     as_of: str
     since: str
     overdue: tuple[Line, ...]
+    unacknowledged: tuple[Line, ...]  # open cases whose first acknowledgement is past its target
     due_soon: tuple[Line, ...]
     awaiting: tuple[Line, ...]
     needs_staff: tuple[Line, ...]
@@ -52,7 +54,8 @@ class Digest:
 
 
 def build_digest(cases: Sequence[CaseRow], quarantined: Sequence[MessageRow], *, as_of: datetime,
-                 since: datetime, zone: ZoneInfo) -> Digest:
+                 since: datetime, zone: ZoneInfo, acknowledged: frozenset[str] | None = None,
+                 ack_target_hours: int = 1) -> Digest:
     def day(value: datetime | None) -> str:
         return value.astimezone(zone).strftime("%Y-%m-%d") if value else ""
 
@@ -71,6 +74,9 @@ def build_digest(cases: Sequence[CaseRow], quarantined: Sequence[MessageRow], *,
         as_of=as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         since=since.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         overdue=tuple(line(c, (as_of - c.due_at).days + 1) for c in overdue if c.due_at),
+        unacknowledged=tuple(line(c, (as_of - c.opened_at).days) for c in open_
+                             if acknowledged is not None and c.ref not in acknowledged
+                             and ack_due(c.opened_at, ack_target_hours) < as_of),
         due_soon=tuple(line(c, (c.due_at - as_of).days) for c in soon if c.due_at),
         awaiting=tuple(line(c, (as_of - c.opened_at).days) for c in awaiting),
         needs_staff=tuple(line(c, (as_of - c.opened_at).days) for c in open_ if c.status == Status.NEEDS_STAFF.value),

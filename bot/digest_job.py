@@ -25,8 +25,9 @@ def queue_digest(engine: Engine, settings: Settings, as_of: datetime, stamp: str
     with transaction(engine) as session:
         if session.exec(select(OutboxRow.id).where(OutboxRow.message_id == digest_id(stamp, 0, domain))).first():
             return False
-    cases, quarantined = digest_inputs(engine)
-    digest = build_digest(cases, quarantined, as_of=as_of, since=as_of - timedelta(days=1), zone=settings.zone)
+    cases, quarantined, acked = digest_inputs(engine)
+    digest = build_digest(cases, quarantined, as_of=as_of, since=as_of - timedelta(days=1), zone=settings.zone,
+                          acknowledged=acked, ack_target_hours=settings.policy.ack_target_hours)
     subject, text, html = render_digest(digest, settings.staff.language, Path(settings.paths.templates))
     try:
         with transaction(engine) as session:

@@ -13,7 +13,7 @@ from bot.clock import Calendar
 from bot.errors import UsageError
 from bot.lifecycle import CaseEvent, CaseState, transition
 from bot.model import Kind, Status
-from bot.store import CaseRow, EventRow, MessageRow, find_case_by_ref, transaction
+from bot.store import CaseRow, EventRow, MessageRow, OutboxRow, find_case_by_ref, transaction
 
 
 def actor() -> str:
@@ -75,13 +75,15 @@ def load_case(engine: Engine, ref: str) -> tuple[CaseRow, list[MessageRow], list
         return case, messages, events
 
 
-def digest_inputs(engine: Engine) -> tuple[list[CaseRow], list[MessageRow]]:
-    """Every case, and the quarantined mail, for the digest."""
+def digest_inputs(engine: Engine) -> tuple[list[CaseRow], list[MessageRow], frozenset[str]]:
+    """Every case, the quarantined mail, and the refs whose acknowledgement has been sent."""
     with transaction(engine) as session:
         cases = list(session.exec(select(CaseRow).order_by(col(CaseRow.id))).all())
         quarantined = list(session.exec(select(MessageRow).where(MessageRow.action == "quarantined")
                                         .order_by(col(MessageRow.id))).all())
-        return cases, quarantined
+        acked = session.exec(select(CaseRow.ref).join(OutboxRow, col(OutboxRow.case_id) == col(CaseRow.id))
+                             .where(OutboxRow.purpose == "ack", OutboxRow.status == "sent")).all()
+        return cases, quarantined, frozenset(acked)
 
 
 def set_kinds(engine: Engine, ref: str, kinds: tuple[Kind, ...], *, now: datetime) -> tuple[CaseRow, str]:

@@ -83,5 +83,18 @@ def test_digest_print_as_of_from_the_command_line(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "digest", "--print", "--as-of",
                         AS_OF.astimezone(timezone.utc).isoformat()], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    overdue_block = r.stdout.split("OVERDUE (1)")[1].split("DUE WITHIN")[0]
+    overdue_block = r.stdout.split("OVERDUE (1)")[1].split("NOT ACKNOWLEDGED")[0]
     assert "PRV-2026-00001" in overdue_block and "PRV-2026-00002" not in overdue_block
+
+
+def test_cases_not_acknowledged_within_target_are_listed() -> None:
+    acked = frozenset({"PRV-2026-00001", "PRV-2026-00002", "PRV-2026-00005"})
+    digest = build_digest(SEED, [], as_of=AS_OF, since=AS_OF - timedelta(days=1), zone=TOKYO,
+                          acknowledged=acked, ack_target_hours=1)
+    assert [l.ref for l in digest.unacknowledged] == ["PRV-2026-00003", "PRV-2026-00004"]
+    late_target = build_digest(SEED, [], as_of=AS_OF, since=AS_OF, zone=TOKYO, acknowledged=acked,
+                               ack_target_hours=24)  # 00004 opened 12 hours ago: not late yet
+    assert [l.ref for l in late_target.unacknowledged] == ["PRV-2026-00003"]
+    _, text, _ = render_digest(digest, "en", ROOT / "templates")
+    block = text.split("NOT ACKNOWLEDGED WITHIN TARGET (2)")[1].split("DUE WITHIN")[0]
+    assert "PRV-2026-00003" in block and "PRV-2026-00001" not in block
