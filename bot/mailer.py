@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -47,19 +47,24 @@ class Mailer:
             timeout=s.timeout_seconds,
         )
 
-    async def send_many(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
-        """Send over up to `connections` SMTP sessions at once; every envelope gets a result."""
+    async def send_many(self, envelopes: Sequence[Envelope],
+                        on_result: Callable[[SendResult], None] | None = None) -> list[SendResult]:
+        """Send over up to `connections` SMTP sessions at once; every envelope gets a result.
+
+        `on_result` is called as soon as each message's fate is known, so the caller can record
+        it at once: a crash then repeats at most the message in flight, not the whole batch.
+        """
         if not envelopes:
             return []
         queue: asyncio.Queue[Envelope] = asyncio.Queue()
         for env in envelopes:
             queue.put_nowait(env)
-        results: list[SendResult] = []
+        results = _Results(on_result)
         workers = min(self.settings.connections, len(envelopes))
         await asyncio.gather(*(self._worker(queue, results) for _ in range(workers)))
-        return results
+        return results.all
 
-    async def _worker(self, queue: asyncio.Queue[Envelope], results: list[SendResult]) -> None:
+    async def _worker(self, queue: asyncio.Queue[Envelope], results: _Results) -> None:
         smtp: aiosmtplib.SMTP | None = None
         try:
             while not queue.empty():
@@ -84,6 +89,17 @@ class Mailer:
                     smtp = None
         finally:
             await _drop(smtp)
+
+
+class _Results:
+    def __init__(self, callback: Callable[[SendResult], None] | None) -> None:
+        self.all: list[SendResult] = []
+        self.callback = callback
+
+    def append(self, result: SendResult) -> None:
+        self.all.append(result)
+        if self.callback is not None:
+            self.callback(result)
 
 
 async def _drop(smtp: aiosmtplib.SMTP | None) -> None:

@@ -46,35 +46,42 @@ def flush(engine: Engine, mailer: Mailer, now: datetime, *, limit: int = 1000) -
         due = [Envelope(i, to, bytes(raw)) for i, to, raw in session.exec(stmt).all() if i is not None]
     if not due:
         return FlushReport()
-    results = asyncio.run(mailer.send_many(due))
-    return _record(engine, results, now, mailer.settings.max_attempts, mailer.settings.retry_base_seconds)
+    counts = {"sent": 0, "retrying": 0, "failed": 0}
+    settings = mailer.settings
+
+    def record(result: SendResult) -> None:
+        outcome = _record(engine, result, now, settings.max_attempts, settings.retry_base_seconds)
+        if outcome:
+            counts[outcome] += 1
+
+    asyncio.run(mailer.send_many(due, on_result=record))
+    return FlushReport(counts["sent"], counts["retrying"], counts["failed"])
 
 
-def _record(engine: Engine, results: list[SendResult], now: datetime, max_attempts: int, base: float) -> FlushReport:
-    sent = retrying = failed = 0
+def _record(engine: Engine, result: SendResult, now: datetime, max_attempts: int, base: float) -> str:
+    """Record one send at once (its own transaction); returns sent | retrying | failed, or ""."""
     with transaction(engine) as session:
-        for result in results:
-            row = session.get(OutboxRow, result.key)
-            if row is None or row.status != "pending":
-                continue
-            row.attempts += 1
-            if result.ok:
-                row.status, row.sent_at, row.last_error = "sent", now, ""
-                sent += 1
-                log.info("sent outbox=%s purpose=%s case=%s", row.id, row.purpose, row.case_id)
-                if row.case_id is not None:
-                    session.add(EventRow(case_id=row.case_id, at=now, kind="sent", detail=f"{row.purpose} {row.message_id}"))
-            elif result.permanent or row.attempts >= max_attempts:
-                row.status, row.last_error = "failed", result.error
-                failed += 1
-                log.error("send failed for good outbox=%s case=%s: %s", row.id, row.case_id, result.error)
-                if row.case_id is not None:
-                    session.add(EventRow(case_id=row.case_id, at=now, kind="send_failed",
-                                         detail=f"{row.purpose}: {result.error}"))
-            else:
-                row.last_error = result.error
-                row.next_attempt_at = now + backoff(row.attempts, base)
-                retrying += 1
-                log.warning("send will be retried outbox=%s attempt=%s: %s", row.id, row.attempts, result.error)
-            session.add(row)
-    return FlushReport(sent, retrying, failed)
+        row = session.get(OutboxRow, result.key)
+        if row is None or row.status != "pending":
+            return ""
+        row.attempts += 1
+        if result.ok:
+            row.status, row.sent_at, row.last_error = "sent", now, ""
+            outcome = "sent"
+            log.info("sent outbox=%s purpose=%s case=%s", row.id, row.purpose, row.case_id)
+            if row.case_id is not None:
+                session.add(EventRow(case_id=row.case_id, at=now, kind="sent", detail=f"{row.purpose} {row.message_id}"))
+        elif result.permanent or row.attempts >= max_attempts:
+            row.status, row.last_error = "failed", result.error
+            outcome = "failed"
+            log.error("send failed for good outbox=%s case=%s: %s", row.id, row.case_id, result.error)
+            if row.case_id is not None:
+                session.add(EventRow(case_id=row.case_id, at=now, kind="send_failed",
+                                     detail=f"{row.purpose}: {result.error}"))
+        else:
+            row.last_error = result.error
+            row.next_attempt_at = now + backoff(row.attempts, base)
+            outcome = "retrying"
+            log.warning("send will be retried outbox=%s attempt=%s: %s", row.id, row.attempts, result.error)
+        session.add(row)
+    return outcome

@@ -1,0 +1,122 @@
+"""Issue 4, first part: loops, privacy of logs, and random SIGKILLs that must lose nothing."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from bot.intake import Intake
+from bot.mailbox import Fetched
+from bot.render import Renderer
+from bot.rules import load_rules
+from bot.store import OutboxRow, make_engine
+from sqlmodel import Session, select
+from tests.botrun import ROOT, bot, bot_process, cases, write_config
+from tests.factories import mail_bytes
+from tests.test_end_to_end import INQUIRIES, inquiry_bytes
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_bots_mailing_each_other_answer_at_most_once(tmp_path: Path) -> None:
+    def make(name: str, address: str) -> Intake:
+        cfg = write_config(tmp_path / name, imap_port=1, smtp_port=1, db_url=f"sqlite:///{tmp_path}/{name}.db")
+        cfg.write_text(cfg.read_text().replace("privacy@bot.test", address))
+        engine = make_engine(f"sqlite:///{tmp_path}/{name}.db")
+        return Intake(load_settings(cfg), engine, Renderer(ROOT / "templates"), load_rules(ROOT / "config" / "rules.toml"))
+
+    a, b = make("a", "privacy@a.example"), make("b", "privacy@b.example")
+    first = mail_bytes(sender="privacy@a.example", to="privacy@b.example", subject="Please delete my data",
+                       body="Please delete my personal data.", message_id="<start@a>")
+    inbox = {"a": a, "b": b}
+    pending = [("b", first)]
+    replies = Counter()
+    for uid in range(1, 20):
+        if not pending:
+            break
+        to, raw = pending.pop(0)
+        intake = inbox[to]
+        outcome = intake.take_in("box", 1, Fetched(uid, raw, len(raw), False), _now())
+        with Session(intake.engine) as s:
+            for row in s.exec(select(OutboxRow).where(OutboxRow.status == "pending")).all():
+                replies[to] += 1
+                row.status = "sent"
+                s.add(row)
+                s.commit()
+                pending.append(("a" if to == "b" else "b", row.raw))
+        assert outcome.action
+    assert replies["a"] <= 1 and replies["b"] <= 1
+    assert not pending
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+
+
+def test_logs_carry_no_bodies_or_addresses(tmp_path: Path, mailbox, smtp_sink) -> None:
+    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port,
+                       db_url=f"sqlite:///{tmp_path}/bot.db")
+    mailbox.append([inquiry_bytes(i, q) for i, q in enumerate(INQUIRIES)])
+    r = bot(cfg, "run", "--once")
+    assert r.returncode == 0
+    refs = [c["ref"] for c in cases(cfg)]
+    assert all(ref in r.stderr for ref in refs)  # the log does say what happened, by reference
+    for q in INQUIRIES:
+        assert q.address not in r.stderr, q.address
+        for fragment in (q.body[:25], q.subject):
+            if len(fragment) >= 6:
+                assert fragment not in r.stderr, fragment
+
+
+@pytest.mark.parametrize("mails,kills", [(300, 10)])
+def test_random_kills_lose_nothing_and_repeat_only_in_flight_mail(tmp_path: Path, mailbox, smtp_sink, mails: int,
+                                                      kills: int) -> None:
+    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port,
+                       db_url=f"sqlite:///{tmp_path}/bot.db")
+    cfg.write_text(cfg.read_text().replace("max_auto_replies_per_sender_per_day = 3",
+                                           "max_auto_replies_per_sender_per_day = 1000"))
+    raws = [mail_bytes(sender=f"c{i}@example.com", subject=f"Request {i}", message_id=f"<k{i}@customer.test>",
+                       body="Please send me a copy of my personal data.") for i in range(mails)]
+    mailbox.append(raws)
+    rng = random.Random(4)
+    done_kills = 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        with (tmp_path / f"run{done_kills}.log").open("w") as log_file:
+            proc = bot_process(cfg, "run", stderr=log_file)
+            if done_kills < kills:
+                time.sleep(rng.uniform(0.8, 2.5))
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate(timeout=10)
+                done_kills += 1
+                continue
+            try:
+                smtp_sink.wait_for(mails, timeout=120)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+        break
+    time.sleep(0.5)
+    sent = smtp_sink.messages()
+    per_inquiry = Counter(str(m.message["In-Reply-To"]) for m in sent)
+    duplicates = {k: v for k, v in per_inquiry.items() if v > 1}
+    lost = [i for i in range(mails) if per_inquiry[f"<k{i}@customer.test>"] == 0]
+    print(f"mails={mails} kills={done_kills} replies={len(sent)} duplicates={len(duplicates)} lost={len(lost)}")
+    assert done_kills == kills
+    assert lost == []
+    # SMTP gives no exactly-once: a kill can only repeat a message whose 250 was in flight,
+    # at most one per SMTP connection (smtp.connections = 4 by default) per kill.
+    assert sum(v - 1 for v in duplicates.values()) <= 4 * kills
+    assert len(cases(cfg)) == mails
+    client = mailbox.client()
+    client.select_folder("INBOX")
+    assert client.search(["UNSEEN"]) == []  # the ledger and the server agree: everything flagged
+    client.logout()
