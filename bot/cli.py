@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sk = csub.add_parser("set-kinds", help="sort a needs_staff case by hand")
     sk.add_argument("ref")
     sk.add_argument("--kinds", required=True, help="comma-separated, e.g. disclosure,deletion")
+    purge = csub.add_parser("purge", help="erase personal data of cases closed over database.retention_days ago")
+    purge.add_argument("--dry-run", action="store_true", help="only list what would be erased")
     close = csub.add_parser("close", help="close the case")
     close.add_argument("ref")
     close.add_argument("--reason", default="")
@@ -192,6 +194,15 @@ def _cases(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(detail, ensure_ascii=False, indent=2))
         else:
             _print_detail(detail)
+        return 0
+    if args.action == "purge":
+        from bot.retention import purge
+
+        if settings.database.retention_days <= 0:
+            raise UsageError("database.retention_days is 0 (keep forever): nothing to purge")
+        refs = purge(engine, now=now, retention_days=settings.database.retention_days, dry_run=args.dry_run)
+        verb = "would erase" if args.dry_run else "erased"
+        print(f"{verb} personal data of {len(refs)} closed case(s)" + (": " + ", ".join(refs) if refs else ""))
         return 0
     if args.action == "set-kinds":
         from bot.model import Kind

@@ -67,6 +67,7 @@ class SmtpSettings(Section):
 class DatabaseSettings(Section):
     url: str = "sqlite:///data/bot.db"
     keep_bodies: bool = False  # store the text of inbound mail (off: ids, dates and kinds only)
+    retention_days: int = Field(default=0, ge=0)  # purge personal data of cases closed this long ago (0: never)
 
 
 class StaffSettings(Section):

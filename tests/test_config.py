@@ -104,3 +104,45 @@ def test_staff_commands_from_the_command_line(tmp_path: Path) -> None:
     assert [e["kind"] for e in detail["events"]] == ["kinds_set", "documents_received", "extended", "responded",
                                                       "closed"]
     assert "illegible" in detail["events"][2]["detail"] and detail["due_at"].startswith("2026-12-25T23:59:59+09:00")
+
+
+def test_purge_erases_personal_data_of_old_closed_cases(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from sqlmodel import Session, select
+
+    from bot.store import CaseRow, MessageRow, make_engine, transaction
+
+    db = f"sqlite:///{tmp_path}/bot.db"
+    engine = make_engine(db)
+    now = datetime.now(timezone.utc)
+    with transaction(engine) as s:
+        for i, closed_days in enumerate((400, 10, None), 1):
+            closed = now - timedelta(days=closed_days) if closed_days else None
+            case = CaseRow(ref=f"PRV-2026-0000{i}", status="closed" if closed else "in_progress", kinds="deletion",
+                           requester=f"person{i}@example.com", requester_name="Name", subject="My data",
+                           opened_at=now - timedelta(days=500), updated_at=now, closed_at=closed)
+            s.add(case)
+            s.flush()
+            s.add(MessageRow(case_id=case.id, direction="in", message_id=f"<m{i}@x>", from_addr=f"person{i}@example.com",
+                             subject="My data", recorded_at=now))
+    cfg = write_config(tmp_path, imap_port=1, smtp_port=1, db_url=db)
+    cfg.write_text(cfg.read_text().replace(f'url = "{db}"', f'url = "{db}"\nretention_days = 365'))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "cases", *args], cwd=ROOT,
+                              capture_output=True, text=True)
+
+    r = run("purge", "--dry-run")
+    assert r.returncode == 0 and "would erase personal data of 1 closed case(s): PRV-2026-00001" in r.stdout
+    with Session(engine) as s:
+        assert s.exec(select(CaseRow).where(CaseRow.ref == "PRV-2026-00001")).one().requester == "person1@example.com"
+    r = run("purge")
+    assert r.returncode == 0 and "erased personal data of 1" in r.stdout
+    with Session(engine) as s:
+        rows = {c.ref: c for c in s.exec(select(CaseRow)).all()}
+        assert rows["PRV-2026-00001"].requester == "(erased)" and rows["PRV-2026-00001"].kinds == "deletion"
+        assert rows["PRV-2026-00002"].requester == "person2@example.com"
+        assert [m.from_addr for m in s.exec(select(MessageRow).where(MessageRow.case_id == rows["PRV-2026-00001"].id))] == [""]
+    engine.dispose()
+    assert "0 closed case(s)" in run("purge").stdout
