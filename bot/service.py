@@ -20,12 +20,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
 from bot.config import Settings
-from bot.errors import MailboxError
+from bot.errors import ConfigError, MailboxError
 from bot.intake import Intake, Outcome
 from bot.mailbox import NETWORK_ERRORS, Mailbox, Selected
 from bot.mailer import Mailer
 from bot.outbox import FlushReport, flush
-from bot.render import Renderer
+from bot.render import Renderer, check_all
 from bot.rules import Rules, load_rules
 from bot.digest_job import daily_digest_due, queue_digest
 from bot.sweep import sweep_once
@@ -48,6 +48,9 @@ class Bot:
         self.engine = engine or make_engine(settings.database.url)
         self.rules: Rules = load_rules(Path(settings.paths.rules))
         self.renderer = Renderer(Path(settings.paths.templates))
+        problems = check_all(self.renderer)
+        if problems:  # a broken template must stop the start, not quarantine every mail that needs it
+            raise ConfigError("templates do not render (run `templates check`): " + "; ".join(problems[:3]))
         self.intake = Intake(settings, self.engine, self.renderer, self.rules)
         self.mailer = Mailer(settings.smtp)
         self.stop_event = threading.Event()

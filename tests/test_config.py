@@ -146,3 +146,16 @@ def test_purge_erases_personal_data_of_old_closed_cases(tmp_path: Path) -> None:
         assert [m.from_addr for m in s.exec(select(MessageRow).where(MessageRow.case_id == rows["PRV-2026-00001"].id))] == [""]
     engine.dispose()
     assert "0 closed case(s)" in run("purge").stdout
+
+
+def test_broken_template_stops_the_start_with_exit_2(tmp_path: Path) -> None:
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "ack_rights.en.txt.j2").write_text("Subject: [{{ ref }}] x\n\n{{ no_such_variable }}\n")
+    cfg = write_config(tmp_path, imap_port=1, smtp_port=1, db_url=f"sqlite:///{tmp_path}/bot.db")
+    cfg.write_text(cfg.read_text().replace(str(ROOT / "templates"), str(templates)))
+    r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "run", "--once"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "ack_rights.en.txt.j2" in r.stderr and "Traceback" not in r.stderr
