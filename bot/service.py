@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
 from bot.config import Settings
+from bot.digest_job import daily_digest_due, queue_digest
 from bot.errors import ConfigError, MailboxError
 from bot.intake import Intake, Outcome
 from bot.mailbox import NETWORK_ERRORS, Mailbox, Selected
@@ -27,9 +28,8 @@ from bot.mailer import Mailer
 from bot.outbox import FlushReport, flush
 from bot.render import Renderer, check_all
 from bot.rules import Rules, load_rules
-from bot.digest_job import daily_digest_due, queue_digest
-from bot.sweep import sweep_once
 from bot.store import CursorRow, LedgerRow, make_engine, transaction
+from bot.sweep import sweep_once
 
 log = logging.getLogger(__name__)
 

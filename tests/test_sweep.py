@@ -10,11 +10,11 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.config import Settings, load_settings
+from bot.intake import Intake
 from bot.mailbox import Fetched
 from bot.mailer import Mailer
 from bot.outbox import flush
 from bot.render import Renderer
-from bot.intake import Intake
 from bot.rules import load_rules
 from bot.store import CaseRow, EventRow, OutboxRow, make_engine
 from bot.sweep import sweep_once

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
 from bot.config import load_settings
 from bot.intake import Intake
@@ -16,7 +17,6 @@ from bot.mailbox import Fetched
 from bot.render import Renderer
 from bot.rules import load_rules
 from bot.store import OutboxRow, make_engine
-from sqlmodel import Session, select
 from tests.botrun import ROOT, bot, bot_process, cases, write_config
 from tests.factories import mail_bytes
 from tests.test_end_to_end import INQUIRIES, inquiry_bytes
