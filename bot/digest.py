@@ -28,6 +28,7 @@ class Line:
     opened: str
     due: str
     days: int  # days waiting (awaiting documents) or days overdue / left, depending on the section
+    flags: tuple[str, ...] = ()  # warnings for staff, e.g. dmarc_fail (the sender may be forged)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def build_digest(cases: Sequence[CaseRow], quarantined: Sequence[MessageRow], *,
 
     def line(c: CaseRow, days: int) -> Line:
         return Line(c.ref, tuple(k for k in c.kinds.split(",") if k), c.status, c.requester,
-                    day(c.opened_at), day(c.due_at), days)
+                    day(c.opened_at), day(c.due_at), days, tuple(f for f in c.flags.split(",") if f))
 
     open_ = [c for c in cases if c.status not in (Status.CLOSED.value, Status.RESPONDED.value)]
     running = [c for c in open_ if c.due_at is not None]

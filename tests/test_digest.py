@@ -19,17 +19,17 @@ AS_OF = datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO)
 
 
 def case(ref: str, status: str, opened_days_ago: float, *, due_in: float | None = None, kinds: str = "disclosure",
-         requester: str = "a@example.com", responded_ago: float | None = None) -> CaseRow:
+         requester: str = "a@example.com", responded_ago: float | None = None, flags: str = "") -> CaseRow:
     opened = AS_OF - timedelta(days=opened_days_ago)
     return CaseRow(ref=ref, status=status, kinds=kinds, requester=requester, language="en", opened_at=opened,
-                   updated_at=opened, due_at=AS_OF + timedelta(days=due_in) if due_in is not None else None,
+                   updated_at=opened, flags=flags, due_at=AS_OF + timedelta(days=due_in) if due_in is not None else None,
                    responded_at=AS_OF - timedelta(days=responded_ago) if responded_ago is not None else None)
 
 
 SEED = [
     case("PRV-2026-00001", "in_progress", 30, due_in=-2),
     case("PRV-2026-00002", "in_progress", 20, due_in=2, kinds="deletion"),
-    case("PRV-2026-00003", "awaiting_documents", 10, kinds="amendment"),
+    case("PRV-2026-00003", "awaiting_documents", 10, kinds="amendment", flags="dmarc_fail"),
     case("PRV-2026-00004", "needs_staff", 0.5, kinds="general", requester="<script>x</script>@evil.example"),
     case("PRV-2026-00005", "responded", 40, due_in=-5, responded_ago=0.2),
 ]
@@ -70,6 +70,8 @@ def test_sections_and_parts_agree() -> None:
         assert text.index("PRV-2026-00001") < text.index("PRV-2026-00002") < text.index("PRV-2026-00003")
         assert "<script>" not in html and "&lt;script&gt;" in html and "<b>bold" not in html
         assert "script" not in parser.tags
+        assert "[dmarc_fail]" in next(l for l in text.splitlines() if "PRV-2026-00003" in l)
+        assert "dmarc_fail" in html
 
 
 def test_digest_print_as_of_from_the_command_line(tmp_path: Path) -> None:
