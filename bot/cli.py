@@ -302,10 +302,12 @@ def _check_digest_templates(settings: Settings) -> list[str]:
     now = _now()
     digest = build_digest([], [], as_of=now, since=now, zone=settings.zone)
     problems = []
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+    from jinja2 import TemplateError
+
+    from bot.digest import staff_environment
 
     staff_dir = Path(settings.paths.templates) / "staff"
-    env = Environment(loader=FileSystemLoader(str(staff_dir)), undefined=StrictUndefined)
+    env = staff_environment(Path(settings.paths.templates))
     for lang in ("en", "ja"):
         try:
             render_digest(digest, lang, Path(settings.paths.templates))

@@ -90,7 +90,8 @@ def build_digest(cases: Sequence[CaseRow], quarantined: Sequence[MessageRow], *,
     )
 
 
-def _environment(templates: Path) -> Environment:
+def staff_environment(templates: Path) -> Environment:
+    """Jinja2 for the staff templates (templates/staff): HTML autoescaped, text not."""
     return Environment(loader=FileSystemLoader(str(templates / "staff")), undefined=StrictUndefined,
                        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
@@ -98,7 +99,7 @@ def _environment(templates: Path) -> Environment:
 
 def render_digest(digest: Digest, language: str, templates: Path) -> tuple[str, str, str]:
     """(subject, text, html) in the staff language."""
-    env = _environment(templates)
+    env = staff_environment(templates)
     lang = language if language in ("en", "ja") else "en"
     try:
         text = env.get_template(f"digest.{lang}.txt.j2").render(d=digest)

@@ -21,7 +21,8 @@ from bot.decide import Action, Decision, Known, decide
 from bot.mailbox import Fetched
 from bot.model import Classification, InboundEmail
 from bot.parse import parse_message
-from bot.render import Renderer, ReplyContext
+from bot.render import Renderer
+from bot.reply_context import case_context
 from bot.rules import Rules
 from bot.store import (
     CaseRow,
@@ -153,21 +154,7 @@ class Intake:
                      decision: Decision, now: datetime) -> None:
         assert case.id is not None
         s = self.settings
-        ctx = ReplyContext(
-            ref=case.ref,
-            kinds=decision.kinds,
-            language=case.language,
-            requester=case.requester,
-            requester_name=case.requester_name,
-            inquiry_subject=mail.subject,
-            opened_at=now,
-            company_name=s.policy.company_name,
-            office_name=s.smtp.from_name,
-            privacy_address=s.smtp.from_address,
-            postal_address=s.policy.postal_address,
-            response_days=s.policy.response_days,
-            timezone=s.policy.timezone,
-        )
+        ctx = case_context(s, case, inquiry_subject=mail.subject)
         message_id = make_message_id(case.ref, "ack", self.domain)
         out = build_reply(
             renderer=self.renderer, template=decision.template, ctx=ctx, message_id=message_id,

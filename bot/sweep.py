@@ -10,18 +10,19 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import TemplateError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.compose import build_reply, make_message_id, serialise
 from bot.config import Settings
-from bot.digest import digest_message
+from bot.digest import digest_message, staff_environment
 from bot.errors import TemplateProblem
 from bot.followups import CaseView, Followup, FollowupPolicy, Step, due_followups
-from bot.model import Kind, Status
-from bot.render import Renderer, ReplyContext
+from bot.model import Status
+from bot.render import Renderer
+from bot.reply_context import case_context
 from bot.store import CaseRow, EventRow, MessageRow, OutboxRow, transaction
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,7 @@ def _queue_reminder(session: Session, settings: Settings, renderer: Renderer, ca
                           .order_by(col(MessageRow.id))).all()
     domain = s.smtp.from_address.rpartition("@")[2] or "privacy-bot.invalid"
     message_id = make_message_id(case.ref, step.purpose, domain)
-    ctx = ReplyContext(
-        ref=case.ref, kinds=tuple(Kind(k) for k in case.kinds.split(",") if k), language=case.language,
-        requester=case.requester, requester_name=case.requester_name, inquiry_subject=case.subject,
-        opened_at=case.opened_at, company_name=s.policy.company_name, office_name=s.smtp.from_name,
-        privacy_address=s.smtp.from_address, postal_address=s.policy.postal_address,
-        response_days=s.policy.response_days, timezone=s.policy.timezone,
-    )
+    ctx = case_context(s, case, inquiry_subject=case.subject)
     out = build_reply(renderer=renderer, template="reminder_documents", ctx=ctx, message_id=message_id,
                       in_reply_to=thread[0] if thread else "", references=tuple(thread[:10]),
                       attach_form=True, auto_submitted="auto-generated")
@@ -107,8 +102,7 @@ def _queue_staff_alert(session: Session, settings: Settings, case: CaseRow, step
     assert case.id is not None and case.due_at is not None
     zone = settings.zone
     lang = settings.staff.language
-    env = Environment(loader=FileSystemLoader(str(Path(settings.paths.templates) / "staff")),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = staff_environment(Path(settings.paths.templates))
     try:
         text = env.get_template(f"alert.{lang}.txt.j2").render(
             ref=case.ref, kinds=[k for k in case.kinds.split(",") if k], requester=case.requester,

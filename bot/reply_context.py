@@ -1,0 +1,26 @@
+"""The data a customer message is rendered with, from the settings and the case."""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.model import Kind
+from bot.render import ReplyContext
+from bot.store import CaseRow
+
+
+def case_context(settings: Settings, case: CaseRow, *, inquiry_subject: str) -> ReplyContext:
+    return ReplyContext(
+        ref=case.ref,
+        kinds=tuple(Kind(k) for k in case.kinds.split(",") if k),
+        language=case.language,
+        requester=case.requester,
+        requester_name=case.requester_name,
+        inquiry_subject=inquiry_subject,
+        opened_at=case.opened_at,
+        company_name=settings.policy.company_name,
+        office_name=settings.smtp.from_name,
+        privacy_address=settings.smtp.from_address,
+        postal_address=settings.policy.postal_address,
+        response_days=settings.policy.response_days,
+        timezone=settings.policy.timezone,
+    )
