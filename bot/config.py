@@ -176,16 +176,21 @@ def config_path(cli_value: str | None) -> Path:
     return Path(cli_value or os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG)
 
 
-def load_settings(path: Path) -> Settings:
+def read_toml(path: Path, what: str, missing_hint: str) -> dict[str, Any]:
+    """A TOML file as data; any problem is a ConfigError naming the file."""
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found (use --config PATH or BOT_CONFIG)") from None
+        raise ConfigError(f"{what} {path} not found ({missing_hint})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+        raise ConfigError(f"{what} {path} cannot be read: {exc}") from None
+
+
+def load_settings(path: Path) -> Settings:
+    data = read_toml(path, "config file", "use --config PATH or BOT_CONFIG")
     try:
         return Settings(**data)
     except ValidationError as exc:

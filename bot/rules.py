@@ -11,13 +11,13 @@ The file format is described in the comments of `config/rules.toml` itself.
 from __future__ import annotations
 
 import re
-import tomllib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.config import read_toml
 from bot.errors import ConfigError
 from bot.model import Kind
 
@@ -97,16 +97,7 @@ def default_rules_path() -> Path:
 
 
 def load_rules(path: Path) -> Rules:
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"rule file {path} not found (config key paths.rules)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"rule file {path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"rule file {path} cannot be read: {exc}") from None
-    return rules_from_data(data, source=str(path))
+    return rules_from_data(read_toml(path, "rule file", "config key paths.rules"), source=str(path))
 
 
 def rules_from_data(data: Mapping[str, Any], *, source: str = "<rules>") -> Rules:
