@@ -145,19 +145,22 @@ def _run(settings: Settings, *, once: bool) -> int:
     from bot.service import Bot
 
     bot = Bot(settings)
-    if once:
-        outcomes = bot.run_once()
-        log.info("run --once: %s new mail(s) taken in", len(outcomes))
+    try:
+        if once:
+            outcomes = bot.run_once()
+            log.info("run --once: %s new mail(s) taken in", len(outcomes))
+            return 0
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: stopping", signum)
+            bot.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        bot.run()
         return 0
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signum)
-        bot.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    bot.run()
-    return 0
+    finally:
+        bot.close()
 
 
 def _cases(args: argparse.Namespace, settings: Settings) -> int:
@@ -255,11 +258,13 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     from bot.digest_job import queue_digest
     from bot.mailer import Mailer
     from bot.outbox import flush
+    from bot.workers import Presence
 
     stamp = as_of.astimezone(zone).strftime("%Y-%m-%d-%H%M")
     if not queue_digest(engine, settings, as_of, stamp):
         print(f"digest for {stamp} was already queued")
-    report = flush(engine, Mailer(settings.smtp), _now())
+    with Presence(engine) as worker:
+        report = flush(engine, Mailer(settings.smtp), worker, _now())
     print(f"digest sent to {report.sent} recipient(s)" + (f", {report.retrying} to retry" if report.retrying else ""))
     return 0
 

@@ -45,6 +45,7 @@ class MailboxSettings(Section):
     fetch_batch: int = Field(200, ge=1, le=5000)
     timeout_seconds: float = Field(60.0, gt=0)
     reconnect_max_seconds: float = Field(60.0, gt=0)
+    follower_seconds: float = Field(1.0, gt=0)  # a process that does not lead sends and retries leading this often
 
 
 class SmtpSettings(Section):

@@ -88,6 +88,7 @@ def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
             time.sleep(0.3)
         bot.stop()
         worker.join(timeout=10)
+        bot.close()
         shown.show_new()
         return 0
     finally:

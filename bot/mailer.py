@@ -1,4 +1,13 @@
-"""The SMTP side: one class around aiosmtplib. Sends bytes; says whether a failure is worth retrying."""
+"""The SMTP side: one class around aiosmtplib. Sends bytes; says how each send ended.
+
+SMTP has no exactly-once delivery: a message whose final "." reached the server may be
+delivered even if the "250" never comes back. So the DATA phase is split: the body goes out
+first, then the caller is asked (`commit`) to record "committing" durably, and only then is the
+final "." written. A crash before that record leaves the server with an unfinished message,
+which it discards, so the row is safe to send again; a crash after it leaves a row the caller
+knows may have gone out, which it must not send twice. The window in which the record says
+"committing" but the "." was never written is one socket write.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +15,20 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import aiosmtplib
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from bot.config import SmtpSettings
 from bot.mailbox import tls_context
 
 log = logging.getLogger(__name__)
+
+Outcome = Literal["sent", "retry", "failed", "uncertain", "released"]
+# sent: the server said 250. retry: not delivered, worth trying again. failed: refused for good.
+# uncertain: the "." was written but no answer came; it may have been delivered.
+# released: `commit` said no (another worker owns the row now); nothing was delivered.
 
 
 @dataclass(frozen=True)
@@ -25,9 +41,16 @@ class Envelope:
 @dataclass(frozen=True)
 class SendResult:
     key: int
-    ok: bool
-    permanent: bool = False
+    outcome: Outcome
     error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "sent"
+
+
+def _allow(_key: int) -> bool:
+    return True
 
 
 class Mailer:
@@ -48,11 +71,13 @@ class Mailer:
         )
 
     async def send_many(self, envelopes: Sequence[Envelope],
-                        on_result: Callable[[SendResult], None] | None = None) -> list[SendResult]:
+                        on_result: Callable[[SendResult], None] | None = None,
+                        commit: Callable[[int], bool] = _allow) -> list[SendResult]:
         """Send over up to `connections` SMTP sessions at once; every envelope gets a result.
 
-        `on_result` is called as soon as each message's fate is known, so the caller can record
-        it at once: a crash then repeats at most the message in flight, not the whole batch.
+        `commit(key)` runs just before a message's final "." and must record durably that the
+        message may now be delivered; returning False abandons that message unsent.
+        `on_result` is called as soon as each message's fate is known, so the caller can record it.
         """
         if not envelopes:
             return []
@@ -61,34 +86,61 @@ class Mailer:
             queue.put_nowait(env)
         results = _Results(on_result)
         workers = min(self.settings.connections, len(envelopes))
-        await asyncio.gather(*(self._worker(queue, results) for _ in range(workers)))
+        await asyncio.gather(*(self._worker(queue, results, commit) for _ in range(workers)))
         return results.all
 
-    async def _worker(self, queue: asyncio.Queue[Envelope], results: _Results) -> None:
+    async def _worker(self, queue: asyncio.Queue[Envelope], results: _Results, commit: Callable[[int], bool]) -> None:
         smtp: aiosmtplib.SMTP | None = None
         try:
             while not queue.empty():
                 env = queue.get_nowait()
-                try:
-                    if smtp is None or not smtp.is_connected:
-                        smtp = self._client()
+                if smtp is None or not smtp.is_connected:
+                    smtp = self._client()
+                    try:
                         await smtp.connect()
-                    await smtp.sendmail(self.settings.from_address, [env.recipient], env.raw)
-                    results.append(SendResult(env.key, True))
-                except aiosmtplib.SMTPRecipientsRefused as exc:
-                    codes = [r.code for r in exc.recipients]
-                    results.append(SendResult(env.key, False, all(c >= 500 for c in codes), f"recipient refused {codes}"))
-                except aiosmtplib.SMTPResponseException as exc:
-                    results.append(SendResult(env.key, False, exc.code >= 500, f"{exc.code} {exc.message}"[:500]))
-                    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-                        await _drop(smtp)
+                    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+                        results.append(SendResult(env.key, "retry", _describe(exc)))
                         smtp = None
-                except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-                    results.append(SendResult(env.key, False, False, f"{type(exc).__name__}: {exc}"[:500]))
-                    await _drop(smtp)
+                        continue
+                result = await self._send(smtp, env, commit)
+                results.append(result)
+                if result.outcome in ("uncertain", "released") or not smtp.is_connected:
+                    smtp.close()
                     smtp = None
         finally:
             await _drop(smtp)
+
+    async def _send(self, smtp: aiosmtplib.SMTP, env: Envelope, commit: Callable[[int], bool]) -> SendResult:
+        timeout = self.settings.timeout_seconds
+        try:
+            await smtp.mail(self.settings.from_address)
+            await smtp.rcpt(env.recipient)
+            started = await smtp.execute_command(b"DATA")
+            if started.code != 354:
+                raise aiosmtplib.SMTPDataError(started.code, started.message)
+            protocol = smtp.protocol
+            assert protocol is not None and protocol.transport is not None
+            protocol.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(env.raw)))
+            await _written(protocol.transport)
+        except aiosmtplib.SMTPResponseException as exc:
+            await _reset(smtp)
+            return SendResult(env.key, "failed" if exc.code >= 500 else "retry", f"{exc.code} {exc.message}"[:500])
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            return SendResult(env.key, "retry", _describe(exc))
+        if not commit(env.key):
+            return SendResult(env.key, "released", "claimed by another worker")
+        try:
+            protocol.write(b".\r\n")
+        except (aiosmtplib.SMTPException, OSError) as exc:  # the "." never left: nothing was delivered
+            return SendResult(env.key, "retry", _describe(exc))
+        try:
+            reply = await protocol.read_response(timeout=timeout)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            return SendResult(env.key, "uncertain", _describe(exc))
+        if reply.code == 250:
+            return SendResult(env.key, "sent")
+        return SendResult(env.key, "failed" if reply.code >= 500 else "retry", f"{reply.code} {reply.message}"[:500])
 
 
 class _Results:
@@ -100,6 +152,24 @@ class _Results:
         self.all.append(result)
         if self.callback is not None:
             self.callback(result)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+async def _written(transport: object) -> None:
+    """Wait until the transport has handed everything to the kernel."""
+    size = getattr(transport, "get_write_buffer_size", lambda: 0)
+    while size():
+        await asyncio.sleep(0.001)
+
+
+async def _reset(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        await smtp.rset()
+    except (TimeoutError, aiosmtplib.SMTPException, OSError):
+        smtp.close()
 
 
 async def _drop(smtp: aiosmtplib.SMTP | None) -> None:

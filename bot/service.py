@@ -1,7 +1,9 @@
 """The long-running shell: connect, catch up, watch, send. Each pass is one function call.
 
 `Bot.run_once()` is one full pass; `Bot.run()` repeats passes under IMAP IDLE and reconnects
-with backoff after any network trouble, until asked to stop.
+with backoff after any network trouble, until asked to stop. Several `run` processes may share
+one database: the leader (see bot/workers.py) watches the mailbox and runs the scheduled jobs,
+the others send from the outbox and take over within a second or two when the leader dies.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bot.render import Renderer, check_all
 from bot.rules import Rules, load_rules
 from bot.store import CursorRow, LedgerRow, make_engine, transaction
 from bot.sweep import sweep_once
+from bot.workers import Presence
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,12 @@ class Bot:
             raise ConfigError("templates do not render (run `templates check`): " + "; ".join(problems[:3]))
         self.intake = Intake(settings, self.engine, self.renderer, self.rules)
         self.mailer = Mailer(settings.smtp)
+        self.presence = Presence(self.engine)
         self.stop_event = threading.Event()
         self._send_lock = threading.Lock()  # the scheduler thread and the watcher both send
+
+    def close(self) -> None:
+        self.presence.close()
 
     # -- one pass ------------------------------------------------------------------------------
     def poll_once(self, mailbox: Mailbox, selected: Selected) -> list[Outcome]:
@@ -81,9 +88,10 @@ class Bot:
 
     def send_due(self) -> FlushReport:
         with self._send_lock:
-            report = flush(self.engine, self.mailer, self.clock())
-        if report.sent or report.retrying or report.failed:
-            log.info("outbox sent=%s retrying=%s failed=%s", report.sent, report.retrying, report.failed)
+            report = flush(self.engine, self.mailer, self.presence, self.clock())
+        if report.sent or report.retrying or report.failed or report.uncertain:
+            log.info("outbox sent=%s retrying=%s failed=%s uncertain=%s", report.sent, report.retrying,
+                     report.failed, report.uncertain)
         return report
 
     def sweep(self) -> None:
@@ -115,7 +123,24 @@ class Bot:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
-        """Watch the mailbox until stop() is called. Network errors lead to a reconnect with backoff."""
+        """Work until stop() is called: lead when no one else does, else send from the outbox."""
+        following = False
+        while not self.stop_event.is_set():
+            if self.presence.try_lead():
+                log.info("leading: watching the mailbox and running the scheduled jobs")
+                self._lead()
+                following = False
+                continue
+            if not following:
+                log.info("another process leads; sending from the outbox and standing by")
+                following = True
+            try:
+                self.send_due()
+            except DBAPIError as exc:
+                log.warning("outbox skipped: database trouble (%s)", exc)
+            self.stop_event.wait(self.settings.mailbox.follower_seconds)
+
+    def _lead(self) -> None:
         scheduler = BackgroundScheduler(timezone=self.settings.zone)
         scheduler.add_job(self.sweep, "interval", seconds=self.settings.policy.sweep_seconds,
                           next_run_time=self.clock(), max_instances=1, coalesce=True)
@@ -132,14 +157,14 @@ class Bot:
 
     def _watch(self) -> None:
         delay = 1.0
-        while not self.stop_event.is_set():
+        while not self.stop_event.is_set() and self.presence.try_lead():
             mailbox = Mailbox(self.settings.mailbox)
             try:
                 selected = mailbox.connect()
                 log.info("watching %s (UIDVALIDITY %s, %s)", mailbox.name, selected.uidvalidity,
                          "IDLE" if selected.can_idle else f"polling every {self.settings.mailbox.poll_seconds}s")
                 delay = 1.0
-                while not self.stop_event.is_set():
+                while not self.stop_event.is_set() and self.presence.try_lead():
                     self.poll_once(mailbox, selected)
                     mailbox.wait_for_mail(self.settings.mailbox.idle_renew_seconds, self.stop_event.is_set)
             except RECONNECT_ON as exc:

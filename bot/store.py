@@ -134,7 +134,10 @@ class OutboxRow(SQLModel, table=True):
     to_addr: str = Field(index=True, max_length=320)
     automatic: bool = True  # counts towards the per-sender cap
     raw: bytes = Field(sa_type=LargeBinary)
-    status: str = Field(default="pending", index=True, max_length=16)  # pending | sent | failed
+    # pending -> claimed (by a worker) -> committing (final "." about to be written) -> sent;
+    # or back to pending (retry), failed (refused for good), uncertain (may have been delivered)
+    status: str = Field(default="pending", index=True, max_length=16)
+    claimed_by: str = Field(default="", max_length=300)
     attempts: int = 0
     next_attempt_at: datetime = _when(index=True)
     last_error: str = ""

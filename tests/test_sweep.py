@@ -7,17 +7,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.config import Settings, load_settings
 from bot.intake import Intake
 from bot.mailbox import Fetched
 from bot.mailer import Mailer
-from bot.outbox import flush
+from bot.outbox import FlushReport, flush
 from bot.render import Renderer
 from bot.rules import load_rules
 from bot.store import CaseRow, EventRow, OutboxRow, make_engine
 from bot.sweep import sweep_once
+from bot.workers import Presence
 from tests.botrun import ROOT, write_config
 from tests.factories import legacy_japanese_mail, mail_bytes
 
@@ -38,6 +40,11 @@ def engines(settings: Settings) -> Iterator[list]:
         engine.dispose()
 
 
+def send(engine: Engine, settings: Settings, now: datetime) -> FlushReport:
+    with Presence(engine) as worker:
+        return flush(engine, Mailer(settings.smtp), worker, now)
+
+
 def restart(settings: Settings, engines: list):
     """A fresh engine and renderer, as after a restart of the bot."""
     engine = make_engine(settings.database.url)
@@ -54,7 +61,7 @@ def test_reminders_and_abandonment_happen_once_on_the_right_day(settings, engine
                               charset="iso-2022-jp", message_id="<k@x>")
     for uid, raw in enumerate((en, ja), 1):
         intake.take_in("box", 1, Fetched(uid, raw, len(raw), False), T0)
-    flush(engine, Mailer(settings.smtp), T0)
+    send(engine, settings, T0)
     assert len(smtp_sink.wait_for(2)) == 2
 
     timeline = {}
@@ -62,7 +69,7 @@ def test_reminders_and_abandonment_happen_once_on_the_right_day(settings, engine
         engine, renderer = restart(settings, engines)
         now = T0 + timedelta(days=day, hours=1)
         done = sweep_once(engine, settings, renderer, now)
-        flush(engine, Mailer(settings.smtp), now)
+        send(engine, settings, now)
         timeline.setdefault(day, []).extend(sorted(f"{f.ref[-1]}:{f.purpose}" for f in done))
     assert timeline == {1: [], 13: [], 14: ["1:reminder14", "2:reminder14"], 15: [], 27: [],
                         28: ["1:reminder28", "2:reminder28"], 29: [], 40: [], 59: [],
@@ -115,6 +122,7 @@ def test_daily_digest_once_per_day_and_once_after_downtime(settings, engines, sm
     bot.daily_digest()
     bot.daily_digest()
     sent = smtp_sink.wait_for(2)
+    bot.close()
     assert len(sent) == 2 and all(m.rcpt_tos == ("dpo@example.com",) for m in sent)
     assert {p.get_content_type() for p in sent[1].message.walk()} >= {"text/plain", "text/html"}
 
@@ -147,7 +155,7 @@ def test_staff_warned_before_due_and_escalated_once_a_day_when_overdue(settings,
     staff.apply(engine, ref, Responded(T0 + timedelta(days=18)), now=T0 + timedelta(days=18), response_days=14,
                 zone=tokyo, event_kind="responded")
     assert sweep(19) == []
-    flush(engine, Mailer(staffed.smtp), T0 + timedelta(days=19))
+    send(engine, staffed, T0 + timedelta(days=19))
     alerts = [m for m in smtp_sink.wait_for(4) if m.rcpt_tos == ("dpo@example.com",)]
     assert len(alerts) == 3
     subjects = sorted(str(m.message["Subject"]) for m in alerts)  # sent over several connections: any order

@@ -37,6 +37,7 @@ def test_two_months_of_follow_ups_and_digests(tmp_path: Path, mailbox, smtp_sink
         b = Bot(settings, clock=lambda now=now: now)  # a restart every day
         b.run_once()
         b.daily_digest()
+        b.close()
         b.engine.dispose()
         if day == 3:  # the third customer's documents arrive by post
             refs = {c["requester"]: c["ref"] for c in json.loads(

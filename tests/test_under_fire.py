@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -76,9 +77,14 @@ def test_logs_carry_no_bodies_or_addresses(tmp_path: Path, mailbox, smtp_sink) -
                 assert fragment not in r.stderr, fragment
 
 
-@pytest.mark.parametrize("mails,kills", [(300, 10)])
-def test_random_kills_lose_nothing_and_repeat_only_in_flight_mail(tmp_path: Path, mailbox, smtp_sink, mails: int,
-                                                      kills: int) -> None:
+def _kill_plan() -> tuple[int, int]:
+    """300 mails and 10 kills in CI; BOT_UNDER_FIRE=1000x20 for the long variant."""
+    mails, _, kills = os.environ.get("BOT_UNDER_FIRE", "300x10").partition("x")
+    return int(mails), int(kills)
+
+
+def test_random_kills_lose_nothing_and_answer_no_one_twice(tmp_path: Path, mailbox, smtp_sink) -> None:
+    mails, kills = _kill_plan()
     cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port,
                        db_url=f"sqlite:///{tmp_path}/bot.db")
     cfg.write_text(cfg.read_text().replace("max_auto_replies_per_sender_per_day = 3",
@@ -86,9 +92,10 @@ def test_random_kills_lose_nothing_and_repeat_only_in_flight_mail(tmp_path: Path
     raws = [mail_bytes(sender=f"c{i}@example.com", subject=f"Request {i}", message_id=f"<k{i}@customer.test>",
                        body="Please send me a copy of my personal data.") for i in range(mails)]
     mailbox.append(raws)
-    rng = random.Random(4)
+    rng = random.Random(int(os.environ.get("BOT_UNDER_FIRE_SEED", "4")))
     done_kills = 0
-    deadline = time.monotonic() + 240
+    started = time.monotonic()
+    deadline = started + 60 + mails * 0.6
     while time.monotonic() < deadline:
         with (tmp_path / f"run{done_kills}.log").open("w") as log_file:
             proc = bot_process(cfg, "run", stderr=log_file)
@@ -107,14 +114,20 @@ def test_random_kills_lose_nothing_and_repeat_only_in_flight_mail(tmp_path: Path
     time.sleep(0.5)
     sent = smtp_sink.messages()
     per_inquiry = Counter(str(m.message["In-Reply-To"]) for m in sent)
-    duplicates = {k: v for k, v in per_inquiry.items() if v > 1}
+    duplicates = sum(v - 1 for v in per_inquiry.values() if v > 1)
     lost = [i for i in range(mails) if per_inquiry[f"<k{i}@customer.test>"] == 0]
-    print(f"mails={mails} kills={done_kills} replies={len(sent)} duplicates={len(duplicates)} lost={len(lost)}")
+    with Session(make_engine(f"sqlite:///{tmp_path}/bot.db")) as s:
+        statuses = Counter(s.exec(select(OutboxRow.status)).all())
+        uncertain = s.exec(select(OutboxRow.message_id).where(OutboxRow.status == "uncertain")).all()
+    delivered_ids = {str(m.message["Message-ID"]) for m in sent}
+    print(f"\nmails={mails} kills={done_kills} replies={len(sent)} duplicates={duplicates} lost={len(lost)} "
+          f"uncertain={len(uncertain)} (delivered {sum(u in delivered_ids for u in uncertain)}) "
+          f"seconds={time.monotonic() - started:.0f}")
     assert done_kills == kills
     assert lost == []
-    # SMTP gives no exactly-once: a kill can only repeat a message whose 250 was in flight,
-    # at most one per SMTP connection (smtp.connections = 4 by default) per kill.
-    assert sum(v - 1 for v in duplicates.values()) <= 4 * kills
+    assert duplicates == 0, {k: v for k, v in per_inquiry.items() if v > 1}
+    assert statuses["sent"] + statuses["uncertain"] == mails, statuses
+    assert all(u in delivered_ids for u in uncertain)  # "uncertain" means: handed over, answer lost
     assert len(cases(cfg)) == mails
     client = mailbox.client()
     client.select_folder("INBOX")
