@@ -1,0 +1,173 @@
+"""Issue 4, outages: the IMAP connection cut or gone silent under IDLE, and the database gone.
+
+A FaultyProxy (tests/proxy.py) sits between the bot and the real server so the network can be
+broken on purpose; the bot runs as a subprocess (`run`), exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.botrun import bot_process, cases, write_config
+from tests.factories import mail_bytes
+from tests.proxy import FaultyProxy
+
+pytestmark = pytest.mark.integration
+
+FAST = """
+[log]
+level = "INFO"
+"""
+
+
+def _inquiry(tag: str) -> bytes:
+    return mail_bytes(sender=f"{tag}@example.com", subject=f"Request {tag}", message_id=f"<{tag}@customer.test>",
+                      body="Please delete my personal data.")
+
+
+def _wait_for_line(path: Path, text: str, timeout: float, *, after: int = 0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace")[after:]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _tune(cfg: Path, **mailbox: object) -> None:
+    text = cfg.read_text()
+    for key, value in mailbox.items():
+        line = f"{key} = {value}\n"
+        text = text.replace("[mailbox]\n", f"[mailbox]\n{line}", 1)
+    cfg.write_text(text)
+
+
+@pytest.fixture
+def imap_proxy(mailbox) -> Iterator[FaultyProxy]:
+    with FaultyProxy(mailbox.port) as proxy:
+        yield proxy
+
+
+def _replies_to(smtp_sink, tag: str) -> int:
+    return sum(str(m.message["In-Reply-To"]) == f"<{tag}@customer.test>" for m in smtp_sink.messages())
+
+
+def _wait_reply(smtp_sink, tag: str, timeout: float) -> float | None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if _replies_to(smtp_sink, tag):
+            return time.monotonic() - start
+        time.sleep(0.05)
+    return None
+
+
+def _unseen(mailbox) -> int:
+    client = mailbox.client()
+    client.select_folder("INBOX", readonly=True)
+    count = len(client.search(["UNSEEN"]))
+    client.logout()
+    return count
+
+
+def _wait_unseen(mailbox, count: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _unseen(mailbox) == count:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_connection_reset_during_idle_is_noticed_and_nothing_is_missed(tmp_path: Path, mailbox, smtp_sink,
+                                                                      imap_proxy: FaultyProxy) -> None:
+    cfg = write_config(tmp_path, imap_port=imap_proxy.port, smtp_port=smtp_sink.port,
+                       db_url=f"sqlite:///{tmp_path}/bot.db")
+    _tune(cfg, reconnect_max_seconds=2)
+    log = tmp_path / "bot.log"
+    with log.open("w") as err:
+        proc = bot_process(cfg, "run", stderr=err)
+        try:
+            assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+            time.sleep(0.5)  # in IDLE now
+            assert imap_proxy.cut() >= 1
+            mailbox.append([_inquiry("after-reset")])  # lands while the bot has no connection
+            took = _wait_reply(smtp_sink, "after-reset", 20)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+    text = log.read_text()
+    assert took is not None, text[-3000:]
+    assert "connection trouble" in text and text.count("watching bot@") >= 2
+    assert _replies_to(smtp_sink, "after-reset") == 1
+
+
+def test_silent_half_open_link_under_idle_is_given_up_and_replaced(tmp_path: Path, mailbox, smtp_sink,
+                                                                  imap_proxy: FaultyProxy) -> None:
+    cfg = write_config(tmp_path, imap_port=imap_proxy.port, smtp_port=smtp_sink.port,
+                       db_url=f"sqlite:///{tmp_path}/bot.db")
+    cfg.write_text(cfg.read_text().replace("idle_renew_seconds = 60", "idle_renew_seconds = 10"))
+    _tune(cfg, timeout_seconds=3, reconnect_max_seconds=2)
+    log = tmp_path / "bot.log"
+    with log.open("w") as err:
+        proc = bot_process(cfg, "run", stderr=err)
+        try:
+            assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+            time.sleep(0.5)
+            imap_proxy.swallow()  # the IDLE notification for the next mail never arrives
+            mailbox.append([_inquiry("half-open")])
+            took = _wait_reply(smtp_sink, "half-open", 40)  # IDLE renewal (10 s) + timeout (3 s) + reconnect
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+    text = log.read_text()
+    assert took is not None, text[-3000:]
+    assert "connection trouble" in text
+    assert _replies_to(smtp_sink, "half-open") == 1
+
+
+def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path: Path, mailbox, smtp_sink,
+                                                                      request: pytest.FixtureRequest) -> None:
+    from tests.conftest import PG_URL
+
+    pg = request.getfixturevalue("_pg")
+    name = pg.create()
+    with FaultyProxy(5432) as db_proxy:
+        url = PG_URL.format(name=name).replace(":5432/", f":{db_proxy.port}/")
+        cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=url)
+        _tune(cfg, reconnect_max_seconds=1)
+        log = tmp_path / "bot.log"
+        with log.open("w") as err:
+            proc = bot_process(cfg, "run", stderr=err)
+            try:
+                assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+                mailbox.append([_inquiry("before")])
+                assert _wait_reply(smtp_sink, "before", 10) is not None, log.read_text()[-3000:]
+                assert _wait_unseen(mailbox, 0, 10)
+                db_proxy.refuse()  # the database goes away
+                mark = len(log.read_text())
+                mailbox.append([_inquiry(f"during{i}") for i in range(5)])
+                assert _wait_for_line(log, "database", 15, after=mark) or _wait_for_line(
+                    log, "connection trouble", 5, after=mark), log.read_text()[-3000:]
+                time.sleep(3)
+                unseen = _unseen(mailbox)
+                replied_during = sum(_replies_to(smtp_sink, f"during{i}") for i in range(5))
+                db_proxy.heal()
+                for i in range(5):
+                    assert _wait_reply(smtp_sink, f"during{i}", 30) is not None, log.read_text()[-3000:]
+                time.sleep(1.0)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+        assert unseen == 5  # nothing was flagged on the server while it could not be recorded
+        assert replied_during == 0
+        per_inquiry = Counter(str(m.message["In-Reply-To"]) for m in smtp_sink.messages())
+        assert all(v == 1 for v in per_inquiry.values()) and len(per_inquiry) == 6
+        assert len(cases(cfg)) == 6
+        assert _wait_unseen(mailbox, 0, 5)  # and everything flagged once recorded
+    pg.drop(name)
