@@ -171,3 +171,54 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
         assert len(cases(cfg)) == 6
         assert _wait_unseen(mailbox, 0, 5)  # and everything flagged once recorded
     pg.drop(name)
+
+
+def _set_read_only(name: str, on: bool) -> None:
+    """Make the database refuse writes (reads still work), and end every session so it applies."""
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+def test_database_refusing_writes_leaves_mail_unread_until_it_is_recorded(tmp_path: Path, mailbox, smtp_sink,
+                                                                         request: pytest.FixtureRequest) -> None:
+    """Reads work, writes fail: the bot gets as far as fetching, so flagging too early would show."""
+    from tests.conftest import PG_URL
+
+    pg = request.getfixturevalue("_pg")
+    name = pg.create()
+    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=PG_URL.format(name=name))
+    _tune(cfg, reconnect_max_seconds=1)
+    log = tmp_path / "bot.log"
+    try:
+        with log.open("w") as err:
+            proc = bot_process(cfg, "run", stderr=err)
+            try:
+                assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+                mailbox.append([_inquiry("before")])
+                assert _wait_reply(smtp_sink, "before", 10) is not None, log.read_text()[-3000:]
+                assert _wait_unseen(mailbox, 0, 10)
+                _set_read_only(name, True)
+                mark = len(log.read_text())
+                mailbox.append([_inquiry(f"ro{i}") for i in range(5)])
+                assert _wait_for_line(log, "read-only", 15, after=mark), log.read_text()[-3000:]
+                time.sleep(2)
+                unseen = _unseen(mailbox)
+                replied_during = sum(_replies_to(smtp_sink, f"ro{i}") for i in range(5))
+                _set_read_only(name, False)
+                for i in range(5):
+                    assert _wait_reply(smtp_sink, f"ro{i}", 30) is not None, log.read_text()[-3000:]
+                time.sleep(1.0)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+        assert unseen == 5  # fetched, not recorded, so not flagged
+        assert replied_during == 0
+        per_inquiry = Counter(str(m.message["In-Reply-To"]) for m in smtp_sink.messages())
+        assert all(v == 1 for v in per_inquiry.values()) and len(per_inquiry) == 6
+        assert _wait_unseen(mailbox, 0, 5)
+    finally:
+        _set_read_only(name, False)
+        pg.drop(name)

@@ -1,0 +1,118 @@
+"""Break each promised property on purpose and show that its test notices (issue 4).
+
+For every sabotage below, the project is copied to a temporary folder (uncommitted changes
+included), one line of the bot is changed to break one property, and the test that guards that
+property is run there. A test that still passes is blind; the script then exits 1.
+
+    .venv/bin/python scripts/break_on_purpose.py            # all of them (about 4 minutes)
+    .venv/bin/python scripts/break_on_purpose.py loops tls  # some of them, by name
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Sabotage:
+    name: str
+    breaks: str  # the property, in the words of issue 4
+    file: str
+    old: str
+    new: str
+    test: tuple[str, ...]  # pytest arguments
+    env: tuple[tuple[str, str], ...] = ()
+
+
+SABOTAGES = (
+    Sabotage("resend-uncertain", "1 crash safety: a reply handed to SMTP before a crash is never sent twice",
+             "bot/outbox.py", 'if row.status == "claimed":  # its final', 'if True:  # its final',
+             ("tests/test_scale_out.py", "-k", "dead_worker")),
+    Sabotage("idle-eof", "2 outages: a connection cut during IDLE is noticed and nothing is missed",
+             "bot/mailbox.py", 'raise ConnectionError("IMAP connection closed during IDLE")', "pass",
+             ("tests/test_outages.py", "-k", "reset")),
+    Sabotage("flag-first", "2 outages: no mail is marked processed before it was recorded",
+             "bot/service.py", "            for fetched in mailbox.fetch(chunk):",
+             "            mailbox.mark_processed(chunk)\n            for fetched in mailbox.fetch(chunk):",
+             ("tests/test_outages.py", "-k", "refusing_writes")),
+    Sabotage("fetch-sets-seen", "2 outages: no mail is marked processed before it was recorded",
+             "bot/mailbox.py", 'self.client.fetch(small, ["BODY.PEEK[]"])', 'self.client.fetch(small, ["BODY[]"])',
+             ("tests/test_outages.py", "-k", "refusing_writes")),
+    Sabotage("no-retry", "2 outages: an SMTP 4xx waits in the outbox and is retried",
+             "bot/outbox.py", 'row.status, row.last_error = "pending", result.error',
+             'row.status, row.last_error = "failed", result.error',
+             ("tests/test_end_to_end.py", "-k", "failed_sends and sqlite")),
+    Sabotage("parser-crash", "3 broken mail: no unhandled exception, NUL bytes included",
+             "bot/parse.py", "    try:\n        return _parse(raw, size, truncated)\n    except Exception as exc:",
+             "    try:\n        assert b'\\0' not in raw\n        return _parse(raw, size, truncated)\n"
+             "    except UnicodeError as exc:",
+             ("tests/test_fuzz_corpus.py",), (("BOT_FUZZ_COUNT", "1000"),)),
+    Sabotage("loops", "4 loops: two bots mailing each other answer at most once each",
+             "bot/classify.py", "        return Suppress.AUTO_REPLY, evidence", "        pass",
+             ("tests/test_under_fire.py", "-k", "two_bots")),
+    Sabotage("no-cap", "4 floods: fifty mails from one sender get capped replies",
+             "bot/intake.py", "reply_cap=self.settings.policy.max_auto_replies_per_sender_per_day",
+             "reply_cap=10**6", ("tests/test_intake.py", "-k", "reply_cap")),
+    Sabotage("digest-html", "5 hostile input: HTML from mail never reaches the digest unescaped",
+             "bot/digest.py", 'autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False)',
+             "autoescape=False", ("tests/test_digest.py",)),
+    Sabotage("dmarc", "5 hostile input: dmarc=fail is flagged to staff",
+             "bot/classify.py", r'_DMARC_FAIL = re.compile(r"\bdmarc\s*=\s*fail\b", re.IGNORECASE)',
+             r'_DMARC_FAIL = re.compile(r"(?!x)x")', ("tests/test_classify.py", "-k", "dmarc")),
+    Sabotage("secrets", "6 privacy: a config dump masks secrets",
+             "bot/config.py", 'data[section]["password"] = "***"', "pass",
+             ("tests/test_config.py", "-k", "masks")),
+    Sabotage("tls", "6 privacy: TLS certificates are checked by default",
+             "bot/config.py", "    tls_verify: bool = True  # turn off only", "    tls_verify: bool = False  # turn off only",
+             ("tests/test_mailbox.py", "-k", "tls")),
+)
+
+
+def run(sabotage: Sabotage, python: str) -> tuple[bool, str, float]:
+    with tempfile.TemporaryDirectory(prefix=f"sabotage-{sabotage.name}-") as tmp:
+        copy = Path(tmp) / "project"
+        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".*_cache",
+                                                                  "demo-data", "bench"))
+        target = copy / sabotage.file
+        text = target.read_text()
+        if text.count(sabotage.old) != 1:
+            return False, f"sabotage no longer applies: {sabotage.old!r} found {text.count(sabotage.old)}x", 0.0
+        target.write_text(text.replace(sabotage.old, sabotage.new))
+        env = {**os.environ, "PYTHONPATH": str(copy), **dict(sabotage.env)}
+        corpus = ROOT.parent / "shared" / "corpus" / "real"
+        if corpus.is_dir():  # the copy is elsewhere, so point the tests at the corpus
+            env.setdefault("BOT_CORPUS_DIR", str(corpus))
+        started = time.monotonic()
+        result = subprocess.run([python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *sabotage.test],
+                                cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+        took = time.monotonic() - started
+        summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
+        caught = result.returncode == 1 and "failed" in summary  # failed, not errored or skipped
+        return caught, summary, took
+
+
+def main(names: list[str]) -> int:
+    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+    chosen = [s for s in SABOTAGES if not names or s.name in names]
+    blind = 0
+    for sabotage in chosen:
+        caught, summary, took = run(sabotage, python)
+        blind += not caught
+        verdict = "caught" if caught else "NOT CAUGHT"
+        print(f"{verdict:10} {sabotage.name:16} {took:5.0f}s  {sabotage.breaks}\n"
+              f"{'':28}{sabotage.file}; {' '.join(sabotage.test)} -> {summary}", flush=True)
+    print(f"\n{len(chosen) - blind} of {len(chosen)} sabotages caught by their tests")
+    return 1 if blind else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
