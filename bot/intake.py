@@ -39,6 +39,7 @@ from bot.store import (
     transaction,
 )
 
+OTHER_SENDER = "other_sender"  # a follow-up to a case came from an address other than the requester's
 log = logging.getLogger(__name__)
 
 
@@ -117,6 +118,11 @@ class Intake:
                 session.add(case)
                 session.add(EventRow(case_id=case.id, at=now, kind="customer_message",
                                      detail=f"{mail.message_id} {decision.reason}"))
+                if mail.reply_address.lower() != case.requester.lower():
+                    # anyone can quote a reference: staff must see that this came from someone else
+                    _add_flag(case, OTHER_SENDER)
+                    session.add(EventRow(case_id=case.id, at=now, kind="flagged",
+                                         detail=f"{OTHER_SENDER}: {mail.reply_address[:320]}"))
             elif decision.template:
                 self._queue_reply(session, case, mail, decision, now)
                 replied = True
@@ -197,6 +203,12 @@ class Intake:
             mailbox_uid=fetched.uid,
             body=mail.text if keep else None,
         )
+
+
+def _add_flag(case: CaseRow, flag: str) -> None:
+    flags = [f for f in case.flags.split(",") if f]
+    if flag not in flags:
+        case.flags = ",".join([*flags, flag])
 
 
 def _in_ledger(session: Session, mailbox: str, uidvalidity: int, uid: int) -> bool:

@@ -94,6 +94,9 @@ def test_threading_by_reference_and_by_in_reply_to(intake: Intake) -> None:
     assert (by_ref.action, by_ref.ref, by_ref.replied) == ("follow_up", first.ref, False)
     assert (by_header.action, by_header.ref, by_header.replied) == ("follow_up", first.ref, False)
     assert len(rows(intake, CaseRow)) == 1 and len(rows(intake, OutboxRow)) == 1
+    # the follow-up from the requester's own address raised no flag; the one from elsewhere did
+    assert rows(intake, CaseRow)[0].flags == "other_sender"
+    assert [e.detail for e in rows(intake, EventRow) if e.kind == "flagged"] == ["other_sender: other@example.com"]
 
 
 def test_bodies_are_not_kept_by_default(intake: Intake) -> None:
