@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test servers lint typecheck contract clean
+.PHONY: demo test servers lint typecheck contract clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,7 @@ contract:
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache
+
+# Benchmark (issue 5): make bench BENCH_ARGS="--drain 10000 --db postgresql"
+bench: $(STAMP) servers
+	$(PY) -m bench.run $(BENCH_ARGS)

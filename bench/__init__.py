@@ -1,0 +1,1 @@
+"""Benchmark harness for the bot (issue 5): `python -m bench.run`."""
