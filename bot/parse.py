@@ -7,12 +7,14 @@ Problems it worked around are listed in `defects`; only input with nothing recog
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.errors import MessageError
+from email.errors import InvalidBase64LengthDefect, MessageError
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
@@ -66,6 +68,8 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 _PLACEHOLDER = re.compile("\ue000([0-9]+)\ue001")
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 
 
 # --- charsets -------------------------------------------------------------------------------------
@@ -151,9 +155,24 @@ def _try_decode(data: bytes, codec: str) -> str | None:
     if codec == _CP50220:
         return _decode_cp50220(data)
     try:
-        return data.decode(codec)
+        text = data.decode(codec)
     except (UnicodeError, LookupError, ValueError):
         return None
+    # UTF-7 decodes "+2AA-" to a lone surrogate: not text that can be stored or sent.
+    return None if not text.isascii() and _SURROGATE.search(text) else text
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """Text declared UTF-8 with a few damaged bytes (a broken escape, a stray byte), or None.
+
+    Valid multi-byte UTF-8 seldom happens by chance (Japanese text in Shift_JIS or EUC-JP read as UTF-8
+    gives at most one valid character per bad one): when valid characters outnumber the bad ones three to
+    one, the label is right and the bad bytes are damage, not a sign of another charset.
+    """
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad
+    return text if good >= 3 * bad else None
 
 
 def _cut_short(data: bytes, codec: str) -> str | None:
@@ -289,6 +308,10 @@ def _decode_bytes(
         text = _cut_short(data, codec)
         if text is not None:
             return _Text(text, codec, "text ends in the middle of a character")
+    if chain[:1] == ("utf_8",):
+        text = _mostly_utf8(data)
+        if text is not None:
+            return _Text(text, "utf_8", f"text is not valid {name}, invalid bytes replaced")
     guessed = _guess(data, hint, short=short)
     known = bool(chain) or not name
     if guessed is not None:
@@ -611,7 +634,7 @@ class _Walk:
             self.html.append(self._text(part, index))
 
     def _text(self, part: Message, index: int) -> str:
-        payload = part.get_payload(decode=True)
+        payload = _payload(part)
         if not isinstance(payload, bytes):
             return ""
         try:
@@ -647,6 +670,19 @@ class _Walk:
     def _attach(self, part: Message, ctype: str, index: int, default: str) -> None:
         name = self._filename(part, index) or default
         self.attachments.append(Attachment(filename=name, content_type=ctype, size=_decoded_size(part)))
+
+
+def _payload(part: Message) -> Any:
+    payload = part.get_payload(decode=True)
+    if any(isinstance(d, InvalidBase64LengthDefect) for d in part.defects):
+        # One base64 character past the last whole group (a cut message): the email package then hands
+        # back the undecoded base64 text. Decode the whole groups instead.
+        data = _NOT_BASE64.sub(b"", _to_bytes(str(part.get_payload())))
+        try:
+            return base64.b64decode(data[: len(data) // 4 * 4])
+        except (binascii.Error, ValueError):
+            return payload
+    return payload
 
 
 def _param(part: Message, param: str, header: str) -> Any:
@@ -850,7 +886,7 @@ def _report_type(msg: Message, ctype: str) -> str:
         return ""
     if isinstance(value, tuple):
         value = value[2]
-    return _one_line(str(value)).lower()[:100] if value else ""
+    return _one_line(_to_bytes(str(value)).decode("ascii", "replace")).lower()[:100] if value else ""
 
 
 def _message_id(msg: Message, dec: _Header, data: bytes, defects: list[str]) -> tuple[str, bool]:
