@@ -28,7 +28,7 @@ MAX_REFERENCES = 20
 # given. The default folder would turn a long message id into an encoded word, which breaks threading.
 _POLICY = email_policy.SMTP.clone(refold_source="none")
 _POLICY_UTF8 = email_policy.SMTPUTF8.clone(refold_source="none")
-_MSGID_RE = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+_MSGID_RE = re.compile(r"^<[!-;=?A-~]+@[!-;=?A-~]+>$")  # printable ASCII only: an 8-bit id cannot be serialised
 _ADDR_RE = re.compile(r"^[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+\.?[^\s@<>()\[\],;:\"\\]*$")
 
 
@@ -149,7 +149,6 @@ def serialise(
         msg.set_raw("References", "\r\n ".join(refs))
     msg["Auto-Submitted"] = one_line(out.auto_submitted) or "auto-replied"
     msg["X-Auto-Response-Suppress"] = "All"
-    msg["Content-Language"] = normalise_language(out.language)
     for name, value in out.extra_headers:
         if re.fullmatch(r"[A-Za-z0-9-]+", name) and name.lower() not in _OWN_HEADERS:
             msg[name] = one_line(value, 900)
@@ -166,6 +165,7 @@ def serialise(
             subtype=subtype or "octet-stream",
             filename=one_line(att.filename, 120) or "attachment",
         )
+    msg["Content-Language"] = normalise_language(out.language)  # after set_content(), which clears Content-*
     _stable_boundaries(msg, message_id)
     return msg.as_bytes()
 

@@ -292,6 +292,9 @@ def _guess(data: bytes, hint: tuple[str, ...] = (), *, short: bool = False) -> _
     return None if short else _detect(data, None)
 
 
+_SINGLE_BYTE_LATIN = frozenset({"cp1252", "latin_1", "iso8859-15"})
+
+
 def _decode_bytes(
     data: bytes, label: str | None, hint: tuple[str, ...] = (), *, short: bool = False
 ) -> _Text:
@@ -300,6 +303,11 @@ def _decode_bytes(
         return _Text("", "ascii")
     name = _norm_label(label)
     chain = _codecs_for(name) if name else ()
+    if chain and chain[0] in _SINGLE_BYTE_LATIN and not data.isascii():
+        # These codecs decode any bytes, so a wrong label never fails; UTF-8 almost never passes by chance.
+        text = _try_decode(data, "utf_8")
+        if text is not None:
+            return _Text(text, "utf_8", f"text labelled {name} is UTF-8")
     for codec in chain:
         text = _try_decode(data, codec)
         if text is not None:
