@@ -24,7 +24,6 @@ from email.message import EmailMessage
 from functools import cache
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
