@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 
@@ -12,6 +13,12 @@ from bench.harness import BotRun, Context, Row, percentile
 from tests.mailservers import Dovecot, _crlf
 
 SECTION = "1 latency (IDLE)"
+_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
+_TAKEN_IN = re.compile(r" uid=(\d+) ref=")
+
+
+def _pair(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a:,.0f} / {b:,.0f}"
 
 
 class BareIdle:
@@ -58,6 +65,44 @@ class BareIdle:
         self._thread.join(timeout=5)
 
 
+def _stragglers(ctx: Context, bot: BotRun, before: int, mails_from: int) -> list[float | None]:
+    """Mail that lands while the bot is busy with another, with nothing arriving after it.
+
+    Each try appends inquiry A, waits for the bot's log line for A (the pass is running), appends
+    B at once and then nothing; B's latency is APPEND -> reply, or None if no reply came within
+    --straggler-wait seconds.
+    """
+    from bench.harness import inquiry
+
+    results: list[float | None] = []
+    expected = before
+    writer = ctx.dovecot.client()
+    try:
+        for t in range(ctx.args.stragglers):
+            a_mid, a_raw = inquiry(mails_from + 2 * t)
+            b_mid, b_raw = inquiry(mails_from + 2 * t + 1)
+            resp = writer.append("INBOX", _crlf(a_raw))
+            m = _APPENDUID.search(resp)
+            a_uid = int(m.group(1)) if m else -1
+            if bot.wait_line(rf" uid={a_uid} ref=", timeout=10) is None:
+                results.append(None)
+                continue
+            writer.append("INBOX", _crlf(b_raw))
+            t0 = time.monotonic()
+            expected += 2
+            end = t0 + ctx.args.straggler_wait
+            got = None
+            while time.monotonic() < end and got is None:
+                got = next((r.at for r in list(ctx.sink.receipts) if r.in_reply_to == b_mid), None)
+                time.sleep(0.01)
+            results.append(None if got is None else (got - t0) * 1000)
+            if got is None:  # the next try's A wakes the bot; the last one must not linger
+                continue
+    finally:
+        writer.logout()
+    return results
+
+
 def run(ctx: Context) -> list[Row]:
     from bench.harness import inquiry
 
@@ -81,19 +126,24 @@ def run(ctx: Context) -> list[Row]:
         bare = BareIdle(ctx.dovecot)
         appended: dict[str, float] = {}
         order: list[str] = []
+        uid_of: dict[str, int] = {}
         writer = ctx.dovecot.client()
         try:
             for mid, raw in mails:
                 time.sleep(rng.uniform(ctx.args.gap_min / 1000, ctx.args.gap_max / 1000))
                 data = _crlf(raw)
-                writer.append("INBOX", data)
+                resp = writer.append("INBOX", data)
                 appended[mid] = time.monotonic()  # the APPEND completed: the mail is in the mailbox
                 order.append(mid)
+                got_uid = _APPENDUID.search(resp)
+                if got_uid:
+                    uid_of[mid] = int(got_uid.group(1))
         finally:
             writer.logout()
         done = ctx.sink.wait_count(n, timeout=60)
         time.sleep(0.3)
         bare.stop()
+        stragglers = _stragglers(ctx, bot, n, mails_from=n)
     finally:
         bot.terminate()
         bot.finish(timeout=30)
@@ -110,6 +160,18 @@ def run(ctx: Context) -> list[Row]:
             bare_ms.append(i)
         if b is not None and i is not None:
             diff_ms.append(b - i)
+    # where the bot's share goes: its log line for the mail (taken in, reply queued) vs the reply's arrival
+    logged: dict[int, float] = {}
+    for at, text in bot.lines:
+        m = _TAKEN_IN.search(text)
+        if m:
+            logged.setdefault(int(m.group(1)), at)
+    to_log, log_to_reply = [], []
+    for mid in order:
+        uid = uid_of.get(mid)
+        if uid in logged and mid in replies:
+            to_log.append((logged[uid] - appended[mid]) * 1000)
+            log_to_reply.append((replies[mid] - logged[uid]) * 1000)
     missing = n - len(bot_ms)
     rows.append(Row(SECTION, "inquiries appended / answered", f"{n} / {len(bot_ms)}", "",
                     f"all {n}", missing == 0 and done,
@@ -123,6 +185,16 @@ def run(ctx: Context) -> list[Row]:
         t = targets.get(p)
         rows.append(Row(SECTION, f"bot adds (reply - bare IDLE) p{p}", v, "ms",
                         f"< {t:.0f} ms" if t else "", (v is not None and v < t) if t else None))
+    rows.append(Row(SECTION, "  APPEND -> bot logs the mail taken in, p50 / p99",
+                    _pair(percentile(to_log, 50), percentile(to_log, 99)), "ms", note="stderr line read by the bench"))
+    rows.append(Row(SECTION, "  taken in -> reply at sink, p50 / p99",
+                    _pair(percentile(log_to_reply, 50), percentile(log_to_reply, 99)), "ms"))
+    tries, waited = ctx.args.stragglers, ctx.args.straggler_wait
+    if tries > 0:
+        answered = [s for s in stragglers if s is not None]
+        rows.append(Row(SECTION, f"straggler: lands during a pass, then silence; answered < {waited:.0f} s",
+                        f"{len(answered)} / {tries}", "", f"{tries} / {tries}", len(answered) == tries,
+                        "latency " + ", ".join("-" if s is None else f"{s:,.0f}" for s in stragglers) + " ms"))
     rows.append(Row(SECTION, "bot peak RSS during the run", bot.peak_rss_mb, "MB", "< 200 MB",
                     bot.peak_rss_mb < 200))
     ctx.shared["latency_ms"] = {"bot": bot_ms, "bare": bare_ms, "diff": diff_ms}

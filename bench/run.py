@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency", type=int, default=200, metavar="N", help="inquiries appended one at a time under IDLE")
     p.add_argument("--gap-min", type=int, default=50, metavar="MS", help="shortest random gap between appends")
     p.add_argument("--gap-max", type=int, default=300, metavar="MS", help="longest random gap between appends")
+    p.add_argument("--stragglers", type=int, default=3, metavar="K",
+                   help="tries of a mail landing while the bot is busy with another, then silence")
+    p.add_argument("--straggler-wait", type=float, default=5.0, metavar="S", help="how long each straggler may take")
     p.add_argument("--drain", type=int, default=2000, metavar="M", help="backlog waiting before `run --once` starts")
     p.add_argument("--attachment-mb", type=int, default=25, metavar="MB", help="size of the one big attachment (0: skip)")
     p.add_argument("--attachment-backlog", type=int, default=200, metavar="K",
