@@ -11,8 +11,9 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 
+from reportlab import rl_config
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
@@ -165,6 +166,7 @@ def _words(language: str, company_name: str, response_days: int, opened_on: date
 @cache
 def _fonts() -> None:
     pdfmetrics.registerFont(UnicodeCIDFont(JA_FONT))
+    rl_config.useA85 = 0  # binary streams: ASCII85 only made them bigger and cost most of the build time
 
 
 def _is_latin(ch: str) -> bool:
@@ -178,7 +180,9 @@ def _is_latin(ch: str) -> bool:
     return True
 
 
-def _runs(text: str, bold: bool) -> list[tuple[str, str]]:
+# The form's texts are the same for every case, so their layout is worked out once.
+@lru_cache(maxsize=4096)
+def _runs(text: str, bold: bool) -> tuple[tuple[str, str], ...]:
     runs: list[tuple[str, str]] = []
     latin = LATIN_BOLD if bold else LATIN_FONT
     for ch in text:
@@ -187,9 +191,10 @@ def _runs(text: str, bold: bool) -> list[tuple[str, str]]:
             runs[-1] = (font, runs[-1][1] + ch)
         else:
             runs.append((font, ch))
-    return runs
+    return tuple(runs)
 
 
+@lru_cache(maxsize=65536)
 def _width(text: str, size: float, bold: bool = False) -> float:
     return float(sum(pdfmetrics.stringWidth(chunk, font, size) for font, chunk in _runs(text, bold)))
 
@@ -198,7 +203,8 @@ _TOKEN = re.compile(r"[\x21-\x7e\u00a0-\u024f]+ *|\s+|.")
 _NO_LINE_START = set("、。，．）」』】〕・ー…：；？！,.)")
 
 
-def _wrap(text: str, size: float, width: float, bold: bool = False) -> list[str]:
+@lru_cache(maxsize=1024)
+def _wrap(text: str, size: float, width: float, bold: bool = False) -> tuple[str, ...]:
     """Greedy wrapping: Latin words stay whole, Japanese breaks between characters."""
     lines: list[str] = []
     for para in text.split("\n"):
@@ -213,7 +219,7 @@ def _wrap(text: str, size: float, width: float, bold: bool = False) -> list[str]
             lines.append(line.rstrip())
             line = token.lstrip()
         lines.append(line.rstrip())
-    return lines
+    return tuple(lines)
 
 
 class _Sheet:
