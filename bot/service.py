@@ -165,7 +165,11 @@ class Bot:
                          "IDLE" if selected.can_idle else f"polling every {self.settings.mailbox.poll_seconds}s")
                 delay = 1.0
                 while not self.stop_event.is_set() and self.presence.try_lead():
-                    self.poll_once(mailbox, selected)
+                    # Mail that lands during a pass is announced in the answer to one of its commands,
+                    # which imapclient drops; so pass again until a pass finds nothing, and only then
+                    # IDLE: its last command was the search, so anything later is announced in IDLE.
+                    while self.poll_once(mailbox, selected) and not self.stop_event.is_set():
+                        pass
                     mailbox.wait_for_mail(self.settings.mailbox.idle_renew_seconds, self.stop_event.is_set)
             except RECONNECT_ON as exc:
                 log.warning("connection trouble (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, delay)

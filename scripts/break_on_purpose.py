@@ -40,6 +40,10 @@ SABOTAGES = (
     Sabotage("idle-eof", "2 outages: a connection cut during IDLE is noticed and nothing is missed",
              "bot/mailbox.py", 'raise ConnectionError("IMAP connection closed during IDLE")', "pass",
              ("tests/test_outages.py", "-k", "reset")),
+    Sabotage("straggler", "2 outages: mail that lands during a pass is not left waiting for the next one",
+             "bot/service.py", "while self.poll_once(mailbox, selected) and not self.stop_event.is_set():\n"
+             "                        pass", "self.poll_once(mailbox, selected)",
+             ("tests/test_outages.py", "-k", "landing")),
     Sabotage("flag-first", "2 outages: no mail is marked processed before it was recorded",
              "bot/service.py", "            for fetched in mailbox.fetch(chunk):",
              "            mailbox.mark_processed(chunk)\n            for fetched in mailbox.fetch(chunk):",

@@ -773,6 +773,8 @@ class _SinkHandler:
             raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
         captured = Captured(envelope.mail_from or "", tuple(envelope.rcpt_tos), bytes(raw))
         self.sink._record(captured)
+        if self.sink.data_delay:  # a slow server: the client waits this long for its 250
+            await asyncio.sleep(self.sink.data_delay)
         return "250 OK: message captured"
 
 
@@ -809,6 +811,7 @@ class SmtpSink:
         self._lock = threading.Condition()
         self._captured: list[Captured] = []
         self._failures: list[tuple[Literal["rcpt", "data"], str]] = []
+        self.data_delay = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None

@@ -222,3 +222,28 @@ def test_database_refusing_writes_leaves_mail_unread_until_it_is_recorded(tmp_pa
     finally:
         _set_read_only(name, False)
         pg.drop(name)
+
+
+def test_mail_landing_during_a_pass_is_answered_without_waiting_for_more(tmp_path: Path, mailbox, smtp_sink) -> None:
+    """The EXISTS for mail that lands while a pass runs comes in the answer to one of the pass's
+    commands (and is dropped there), not in the IDLE that follows; nothing else arrives after it."""
+    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=f"sqlite:///{tmp_path}/bot.db")
+    log = tmp_path / "bot.log"
+    waits: list[float | None] = []
+    smtp_sink.data_delay = 0.5  # holds each pass open long enough for the next mail to land in it
+    with log.open("w") as err:
+        proc = bot_process(cfg, "run", stderr=err)
+        try:
+            assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+            for t in range(3):
+                mark = len(log.read_text())
+                mailbox.append([_inquiry(f"first{t}")])
+                assert _wait_for_line(log, "reply=queued", 10, after=mark)  # its pass is running now
+                mailbox.append([_inquiry(f"straggler{t}")])
+                waits.append(_wait_reply(smtp_sink, f"straggler{t}", 8))
+                time.sleep(0.6)
+        finally:
+            smtp_sink.data_delay = 0.0
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+    assert all(w is not None and w < 3 for w in waits), waits
