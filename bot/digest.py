@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
-from bot.clock import ack_due
 from bot.errors import TemplateProblem
-from bot.model import KIND_ORDER, Status
-from bot.store import CaseRow, MessageRow
+from bot.model import KIND_ORDER
+from bot.store import MessageRow
 
 DUE_SOON = timedelta(days=3)
 
@@ -39,53 +39,100 @@ class Quarantined:
 
 
 @dataclass(frozen=True)
+class Section:
+    """The first `limit` lines of a digest section (most urgent first) and how many there are in all."""
+
+    lines: tuple[Line, ...]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.lines)
+
+    def __iter__(self) -> Iterator[Line]:
+        return iter(self.lines)
+
+
+class CaseFacts(Protocol):
+    """What the digest reads of a case: a CaseRow, or a row of the same columns."""
+
+    ref: str
+    kinds: str
+    status: str
+    requester: str
+    flags: str
+    opened_at: datetime
+    due_at: datetime | None
+    responded_at: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Digest:
     as_of: str
     since: str
-    overdue: tuple[Line, ...]
-    unacknowledged: tuple[Line, ...]  # open cases whose first acknowledgement is past its target
-    due_soon: tuple[Line, ...]
-    awaiting: tuple[Line, ...]
-    needs_staff: tuple[Line, ...]
-    new: tuple[Line, ...]
-    responded: tuple[Line, ...]
-    closed: tuple[Line, ...]
+    overdue: Section
+    unacknowledged: Section  # open cases whose first acknowledgement is past its target
+    due_soon: Section
+    awaiting: Section
+    needs_staff: Section
+    new: Section
+    responded: Section
+    closed: Section
     quarantined: tuple[Quarantined, ...]
     counts: tuple[tuple[str, int], ...]
 
 
-def build_digest(cases: Sequence[CaseRow], quarantined: Sequence[MessageRow], *, as_of: datetime,
-                 since: datetime, zone: ZoneInfo, acknowledged: frozenset[str] | None = None,
-                 ack_target_hours: int = 1) -> Digest:
+LINES_PER_SECTION = 50  # a digest is read by a person; `cases list` has the rest
+SECTIONS = ("overdue", "unacknowledged", "due_soon", "awaiting", "needs_staff", "new", "responded", "closed")
+
+
+@dataclass(frozen=True)
+class DigestFacts:
+    """What the database says for one digest (see bot.staff.digest_facts): per section, its first
+    cases in order of urgency and how many there are; the quarantined mail; open cases by kind."""
+
+    sections: Mapping[str, tuple[Sequence[CaseFacts], int]]
+    quarantined: Sequence[MessageRow]
+    open_by_kinds: Mapping[str, int]  # the comma-joined kinds of open cases -> how many
+
+
+def _zero(_case: CaseFacts) -> int:
+    return 0
+
+
+def build_digest(facts: DigestFacts, *, as_of: datetime, since: datetime, zone: ZoneInfo) -> Digest:
     def day(value: datetime | None) -> str:
         return value.astimezone(zone).strftime("%Y-%m-%d") if value else ""
 
-    def line(c: CaseRow, days: int) -> Line:
-        return Line(c.ref, tuple(k for k in c.kinds.split(",") if k), c.status, c.requester,
-                    day(c.opened_at), day(c.due_at), days, tuple(f for f in c.flags.split(",") if f))
+    def waited(c: CaseFacts) -> int:
+        return (as_of - c.opened_at).days
 
-    open_ = [c for c in cases if c.status not in (Status.CLOSED.value, Status.RESPONDED.value)]
-    running = [c for c in open_ if c.due_at is not None]
-    overdue = sorted((c for c in running if c.due_at and c.due_at < as_of), key=lambda c: c.due_at or as_of)
-    soon = sorted((c for c in running if c.due_at and as_of <= c.due_at <= as_of + DUE_SOON),
-                  key=lambda c: c.due_at or as_of)
-    awaiting = sorted((c for c in open_ if c.status == Status.AWAITING_DOCUMENTS.value), key=lambda c: c.opened_at)
-    counts = Counter(k for c in open_ for k in c.kinds.split(",") if k)
+    days: dict[str, Callable[[CaseFacts], int]] = {
+        "overdue": lambda c: (as_of - (c.due_at or as_of)).days + 1,
+        "due_soon": lambda c: ((c.due_at or as_of) - as_of).days,
+        "unacknowledged": waited, "awaiting": waited, "needs_staff": waited,
+    }
+
+    def section(name: str) -> Section:
+        chosen, total = facts.sections.get(name, ((), 0))
+        count = days.get(name, _zero)
+        return Section(tuple(Line(c.ref, tuple(k for k in c.kinds.split(",") if k), c.status, c.requester,
+                                  day(c.opened_at), day(c.due_at), count(c), tuple(f for f in c.flags.split(",") if f))
+                             for c in chosen), total)
+
+    counts: Counter[str] = Counter()
+    for kinds, n in facts.open_by_kinds.items():
+        for k in kinds.split(","):
+            if k:
+                counts[k] += n
     return Digest(
         as_of=as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         since=since.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-        overdue=tuple(line(c, (as_of - c.due_at).days + 1) for c in overdue if c.due_at),
-        unacknowledged=tuple(line(c, (as_of - c.opened_at).days) for c in open_
-                             if acknowledged is not None and c.ref not in acknowledged
-                             and ack_due(c.opened_at, ack_target_hours) < as_of),
-        due_soon=tuple(line(c, (c.due_at - as_of).days) for c in soon if c.due_at),
-        awaiting=tuple(line(c, (as_of - c.opened_at).days) for c in awaiting),
-        needs_staff=tuple(line(c, (as_of - c.opened_at).days) for c in open_ if c.status == Status.NEEDS_STAFF.value),
-        new=tuple(line(c, 0) for c in cases if since <= c.opened_at < as_of),
-        responded=tuple(line(c, 0) for c in cases if c.responded_at and since <= c.responded_at < as_of),
-        closed=tuple(line(c, 0) for c in cases if c.closed_at and since <= c.closed_at < as_of),
-        quarantined=tuple(Quarantined(m.mailbox_uid, day(m.recorded_at), m.reason) for m in quarantined
-                          if since <= m.recorded_at < as_of),
+        overdue=section("overdue"), unacknowledged=section("unacknowledged"), due_soon=section("due_soon"),
+        awaiting=section("awaiting"), needs_staff=section("needs_staff"), new=section("new"),
+        responded=section("responded"), closed=section("closed"),
+        quarantined=tuple(Quarantined(m.mailbox_uid, day(m.recorded_at), m.reason) for m in facts.quarantined),
         counts=tuple((k.value, counts[k.value]) for k in KIND_ORDER if counts[k.value]),
     )
 

@@ -11,12 +11,20 @@ from sqlmodel import select
 
 from bot.config import Settings
 from bot.digest import build_digest, digest_message, render_digest
-from bot.staff import digest_inputs
+from bot.staff import digest_facts
 from bot.store import OutboxRow, transaction
 
 
 def digest_id(stamp: str, index: int, domain: str) -> str:
     return f"<digest-{stamp}.{index}@{domain}>"
+
+
+def digest_now(engine: Engine, settings: Settings, as_of: datetime) -> tuple[str, str, str]:
+    """(subject, text, html) of the digest as of a moment, covering the day before it."""
+    since = as_of - timedelta(days=1)
+    facts = digest_facts(engine, as_of=as_of, since=since, ack_target_hours=settings.policy.ack_target_hours)
+    digest = build_digest(facts, as_of=as_of, since=since, zone=settings.zone)
+    return render_digest(digest, settings.staff.language, Path(settings.paths.templates))
 
 
 def queue_digest(engine: Engine, settings: Settings, as_of: datetime, stamp: str) -> bool:
@@ -25,10 +33,7 @@ def queue_digest(engine: Engine, settings: Settings, as_of: datetime, stamp: str
     with transaction(engine) as session:
         if session.exec(select(OutboxRow.id).where(OutboxRow.message_id == digest_id(stamp, 0, domain))).first():
             return False
-    cases, quarantined, acked = digest_inputs(engine)
-    digest = build_digest(cases, quarantined, as_of=as_of, since=as_of - timedelta(days=1), zone=settings.zone,
-                          acknowledged=acked, ack_target_hours=settings.policy.ack_target_hours)
-    subject, text, html = render_digest(digest, settings.staff.language, Path(settings.paths.templates))
+    subject, text, html = digest_now(engine, settings, as_of)
     try:
         with transaction(engine) as session:
             for i, to in enumerate(settings.staff.digest_recipients):

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import getpass
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, and_, exists, func
+from sqlalchemy import select as columns
 from sqlmodel import col, select
 
 from bot.clock import Calendar
+from bot.digest import LINES_PER_SECTION, CaseFacts, DigestFacts
 from bot.errors import UsageError
 from bot.lifecycle import CaseEvent, CaseState, transition
 from bot.model import Kind, Status
 from bot.store import CaseRow, EventRow, MessageRow, OutboxRow, find_case_by_ref, transaction
+from bot.views import CaseFields
+
+_CASES_TABLE: Any = CaseRow.__table__  # type: ignore[attr-defined]
+_CASES = _CASES_TABLE.c  # plain Core columns: rows, not ORM objects
+_OUTBOX = OutboxRow.__table__.c  # type: ignore[attr-defined]
+FINISHED = (Status.CLOSED.value, Status.RESPONDED.value)
+DUE_SOON = timedelta(days=3)
 
 
 def actor() -> str:
@@ -53,14 +64,26 @@ def apply(engine: Engine, ref: str, event: CaseEvent, *, now: datetime, response
         return case, line
 
 
-def list_cases(engine: Engine, *, status: str | None, kind: str | None) -> list[CaseRow]:
-    with transaction(engine) as session:
-        stmt = select(CaseRow).order_by(col(CaseRow.id))
-        if status:
-            stmt = stmt.where(CaseRow.status == status)
-        if kind:
-            stmt = stmt.where(col(CaseRow.kinds).contains(kind))
-        return list(session.exec(stmt).all())
+def list_cases(engine: Engine, *, status: str | None = None, kind: str | None = None,
+               overdue_at: datetime | None = None, newest: int | None = None) -> tuple[list[CaseFields], int]:
+    """Cases in reference order, as plain rows, and how many match; `newest` keeps only the last ones."""
+    c = _CASES
+    where = []
+    if status:
+        where.append(c.status == status)
+    if kind:
+        where.append(c.kinds.contains(kind))
+    if overdue_at is not None:
+        where.extend((c.due_at < overdue_at, c.responded_at.is_(None), c.closed_at.is_(None)))
+    stmt = columns(c.ref, c.status, c.kinds, c.requester, c.language, c.flags, c.opened_at,
+                   c.documents_received_at, c.due_at, c.responded_at, c.closed_at).where(*where)
+    with engine.connect() as conn:
+        if newest is None:
+            rows = list(conn.execute(stmt.order_by(c.id)).all())
+            return cast(list[CaseFields], rows), len(rows)  # rows carry CaseRow's attributes
+        rows = list(reversed(conn.execute(stmt.order_by(c.id.desc()).limit(max(0, newest))).all()))
+        total = conn.execute(columns(func.count()).select_from(_CASES_TABLE).where(*where)).scalar_one()
+        return cast(list[CaseFields], rows), int(total)
 
 
 def load_case(engine: Engine, ref: str) -> tuple[CaseRow, list[MessageRow], list[EventRow]]:
@@ -75,15 +98,39 @@ def load_case(engine: Engine, ref: str) -> tuple[CaseRow, list[MessageRow], list
         return case, messages, events
 
 
-def digest_inputs(engine: Engine) -> tuple[list[CaseRow], list[MessageRow], frozenset[str]]:
-    """Every case, the quarantined mail, and the refs whose acknowledgement has been sent."""
+
+
+def digest_facts(engine: Engine, *, as_of: datetime, since: datetime, ack_target_hours: int,
+                 limit: int = LINES_PER_SECTION) -> DigestFacts:
+    """Each digest section as the database sees it: which cases belong there (most urgent first,
+    at most `limit`) and how many in all. A few indexed queries, whatever the number of cases."""
+    c = _CASES
+    open_ = c.status.not_in(FINISHED)
+    acked = exists().where(_OUTBOX.case_id == c.id, _OUTBOX.purpose == "ack", _OUTBOX.status == "sent")
+    rules: dict[str, tuple[Any, tuple[Any, ...]]] = {
+        "overdue": (and_(open_, c.due_at < as_of), (c.due_at, c.id)),
+        "unacknowledged": (and_(open_, c.opened_at < as_of - timedelta(hours=ack_target_hours), ~acked), (c.id,)),
+        "due_soon": (and_(open_, c.due_at >= as_of, c.due_at <= as_of + DUE_SOON), (c.due_at, c.id)),
+        "awaiting": (c.status == Status.AWAITING_DOCUMENTS.value, (c.opened_at, c.id)),
+        "needs_staff": (c.status == Status.NEEDS_STAFF.value, (c.id,)),
+        "new": (and_(c.opened_at >= since, c.opened_at < as_of), (c.id,)),
+        "responded": (and_(c.responded_at >= since, c.responded_at < as_of), (c.id,)),
+        "closed": (and_(c.closed_at >= since, c.closed_at < as_of), (c.id,)),
+    }
+    shown = (c.ref, c.kinds, c.status, c.requester, c.flags, c.opened_at, c.due_at, c.responded_at, c.closed_at)
+    sections: dict[str, tuple[Sequence[CaseFacts], int]] = {}
+    with engine.connect() as conn:
+        for name, (where, order) in rules.items():
+            rows = conn.execute(columns(*shown).where(where).order_by(*order).limit(limit)).all()
+            total = len(rows) if len(rows) < limit else conn.execute(
+                columns(func.count()).select_from(_CASES_TABLE).where(where)).scalar_one()
+            sections[name] = (cast(list[CaseFacts], rows), int(total))  # rows carry CaseRow's attributes
+        by_kinds: dict[str, int] = dict(conn.execute(columns(c.kinds, func.count()).where(open_).group_by(c.kinds)).all())
     with transaction(engine) as session:
-        cases = list(session.exec(select(CaseRow).order_by(col(CaseRow.id))).all())
-        quarantined = list(session.exec(select(MessageRow).where(MessageRow.action == "quarantined")
-                                        .order_by(col(MessageRow.id))).all())
-        acked = session.exec(select(CaseRow.ref).join(OutboxRow, col(OutboxRow.case_id) == col(CaseRow.id))
-                             .where(OutboxRow.purpose == "ack", OutboxRow.status == "sent")).all()
-        return cases, quarantined, frozenset(acked)
+        quarantined = list(session.exec(select(MessageRow).where(
+            MessageRow.action == "quarantined", col(MessageRow.recorded_at) >= since,
+            col(MessageRow.recorded_at) < as_of).order_by(col(MessageRow.id))).all())
+    return DigestFacts(sections, quarantined, by_kinds)
 
 
 def set_kinds(engine: Engine, ref: str, kinds: tuple[Kind, ...], *, now: datetime) -> tuple[CaseRow, str]:

@@ -55,8 +55,8 @@ class CaseRow(SQLModel, table=True):
     opened_at: datetime = _when(index=True)
     documents_received_at: datetime | None = _when(default=None)
     due_at: datetime | None = _when(default=None, index=True)
-    responded_at: datetime | None = _when(default=None)
-    closed_at: datetime | None = _when(default=None)
+    responded_at: datetime | None = _when(default=None, index=True)
+    closed_at: datetime | None = _when(default=None, index=True)
     updated_at: datetime = _when()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.store import CaseRow, EventRow, MessageRow
@@ -13,11 +13,27 @@ def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
     return value.astimezone(zone).isoformat() if value else None
 
 
-def is_overdue(case: CaseRow, now: datetime) -> bool:
+class CaseFields(Protocol):
+    """What a case listing shows: a CaseRow, or a row of the same columns."""
+
+    ref: str
+    status: str
+    kinds: str
+    requester: str
+    language: str
+    flags: str
+    opened_at: datetime
+    documents_received_at: datetime | None
+    due_at: datetime | None
+    responded_at: datetime | None
+    closed_at: datetime | None
+
+
+def is_overdue(case: CaseFields, now: datetime) -> bool:
     return case.due_at is not None and case.responded_at is None and case.closed_at is None and now > case.due_at
 
 
-def case_json(case: CaseRow, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
+def case_json(case: CaseFields, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "ref": case.ref,
         "status": case.status,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -10,8 +11,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.digest import build_digest, render_digest
-from bot.store import CaseRow, MessageRow, make_engine, transaction
+from sqlalchemy import Engine
+
+from bot.digest import Digest, build_digest, render_digest
+from bot.staff import digest_facts
+from bot.store import CaseRow, MessageRow, OutboxRow, make_engine, transaction
 from tests.botrun import ROOT, write_config
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -50,8 +54,32 @@ class _Cells(HTMLParser):
         self.text.append(data)
 
 
-def test_sections_and_parts_agree() -> None:
-    digest = build_digest(SEED, QUARANTINE, as_of=AS_OF, since=AS_OF - timedelta(days=1), zone=TOKYO)
+def seeded(url: str, cases: list[CaseRow], *, acked: tuple[str, ...] = ()) -> Engine:
+    """A database holding copies of `cases`, the quarantined mail, and sent acknowledgements for `acked`."""
+    engine = make_engine(url)
+    with transaction(engine) as session:
+        for row in cases:
+            copy = CaseRow.model_validate(row.model_dump())
+            session.add(copy)
+            session.flush()
+            if copy.ref in acked:
+                session.add(OutboxRow(case_id=copy.id, purpose="ack", message_id=f"<{copy.ref}.ack@x>", to_addr="a@x",
+                                      raw=b"x", status="sent", next_attempt_at=AS_OF, created_at=AS_OF))
+        for m in QUARANTINE:
+            session.add(MessageRow.model_validate(m.model_dump()))
+    return engine
+
+
+def digest_of(engine: Engine, *, since: datetime = AS_OF - timedelta(days=1), ack_target_hours: int = 1,
+              limit: int = 50) -> Digest:
+    facts = digest_facts(engine, as_of=AS_OF, since=since, ack_target_hours=ack_target_hours, limit=limit)
+    return build_digest(facts, as_of=AS_OF, since=since, zone=TOKYO)
+
+
+def test_sections_and_parts_agree(db_url: str) -> None:
+    engine = seeded(db_url, SEED, acked=tuple(c.ref for c in SEED))
+    digest = digest_of(engine)
+    engine.dispose()
     assert [l.ref for l in digest.overdue] == ["PRV-2026-00001"]
     assert [l.ref for l in digest.due_soon] == ["PRV-2026-00002"]
     assert [(l.ref, l.days) for l in digest.awaiting] == [("PRV-2026-00003", 10)]
@@ -59,6 +87,8 @@ def test_sections_and_parts_agree() -> None:
     assert [l.ref for l in digest.new] == ["PRV-2026-00004"]
     assert [l.ref for l in digest.responded] == ["PRV-2026-00005"]
     assert [q.uid for q in digest.quarantined] == [77]
+    assert digest.unacknowledged.total == 0
+    assert dict(digest.counts) == {"disclosure": 1, "amendment": 1, "deletion": 1, "general": 1}
     for lang in ("en", "ja"):
         subject, text, html = render_digest(digest, lang, ROOT / "templates")
         assert "1" in subject and "PRV" not in subject
@@ -89,14 +119,46 @@ def test_digest_print_as_of_from_the_command_line(tmp_path: Path) -> None:
     assert "PRV-2026-00001" in overdue_block and "PRV-2026-00002" not in overdue_block
 
 
-def test_cases_not_acknowledged_within_target_are_listed() -> None:
-    acked = frozenset({"PRV-2026-00001", "PRV-2026-00002", "PRV-2026-00005"})
-    digest = build_digest(SEED, [], as_of=AS_OF, since=AS_OF - timedelta(days=1), zone=TOKYO,
-                          acknowledged=acked, ack_target_hours=1)
+def test_cases_not_acknowledged_within_target_are_listed(tmp_path: Path) -> None:
+    engine = seeded(f"sqlite:///{tmp_path}/bot.db", SEED, acked=("PRV-2026-00001", "PRV-2026-00002", "PRV-2026-00005"))
+    digest = digest_of(engine)
     assert [l.ref for l in digest.unacknowledged] == ["PRV-2026-00003", "PRV-2026-00004"]
-    late_target = build_digest(SEED, [], as_of=AS_OF, since=AS_OF, zone=TOKYO, acknowledged=acked,
-                               ack_target_hours=24)  # 00004 opened 12 hours ago: not late yet
+    late_target = digest_of(engine, since=AS_OF, ack_target_hours=24)  # 00004 opened 12 hours ago: not late yet
+    engine.dispose()
     assert [l.ref for l in late_target.unacknowledged] == ["PRV-2026-00003"]
     _, text, _ = render_digest(digest, "en", ROOT / "templates")
     block = text.split("NOT ACKNOWLEDGED WITHIN TARGET (2)")[1].split("DUE WITHIN")[0]
     assert "PRV-2026-00003" in block and "PRV-2026-00001" not in block
+
+
+def test_long_sections_show_the_most_urgent_lines_and_count_the_rest(tmp_path: Path) -> None:
+    many = [case(f"PRV-2026-{i:05d}", "in_progress", 40, due_in=-i) for i in range(1, 8)]
+    engine = seeded(f"sqlite:///{tmp_path}/bot.db", many)
+    digest = digest_of(engine, limit=3)
+    engine.dispose()
+    assert [l.ref for l in digest.overdue] == ["PRV-2026-00007", "PRV-2026-00006", "PRV-2026-00005"]  # longest overdue
+    assert (digest.overdue.total, digest.overdue.more) == (7, 4)
+    for lang, more in (("en", "and 4 more"), ("ja", "ほか 4件")):
+        subject, text, html = render_digest(digest, lang, ROOT / "templates")
+        assert "7" in subject
+        assert more in text.split("PRV-2026-00005")[1] and more in html
+
+
+def test_cases_list_shows_the_newest_and_says_how_many_there_are(tmp_path: Path) -> None:
+    many = [case(f"PRV-2026-{i:05d}", "awaiting_documents", 400 - i) for i in range(1, 251)]
+    url = f"sqlite:///{tmp_path}/bot.db"
+    seeded(url, many).dispose()
+    cfg = write_config(tmp_path, imap_port=1, smtp_port=1, db_url=url)
+
+    def run(*args: str) -> str:
+        r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "cases", "list", *args], cwd=ROOT,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    table = run()
+    assert table.startswith("250 case(s), the newest 200 shown") and "PRV-2026-00250" in table
+    assert "PRV-2026-00050" not in table and "PRV-2026-00051" in table
+    assert run("--all").startswith("250 case(s)\n") and "PRV-2026-00001" in run("--all")
+    assert len(json.loads(run("--json"))) == 250
+    assert [c["ref"] for c in json.loads(run("--json", "--limit", "2"))] == ["PRV-2026-00249", "PRV-2026-00250"]
