@@ -23,7 +23,7 @@ test: $(STAMP) servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bot tests
+	$(VENV)/bin/ruff check bot tests bench scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

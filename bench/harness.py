@@ -204,9 +204,9 @@ def inquiry(i: int) -> tuple[str, bytes]:
 
 def big_inquiry(i: int, attachment_bytes: int) -> tuple[str, bytes]:
     """An English disclosure request carrying one attachment of `attachment_bytes` (base64 on the wire)."""
+    from datetime import UTC, datetime
     from email.message import EmailMessage
     from email.utils import format_datetime
-    from datetime import UTC, datetime
 
     mid = f"<big-{i}@customer.test>"
     m = EmailMessage()

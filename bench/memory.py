@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.drain import drain, fill_backlog
-from bench.harness import BotRun, Context, Row, inquiry, big_inquiry
+from bench.harness import BotRun, Context, Row, big_inquiry, inquiry
 
 SECTION = "3 memory"
 TARGET_MB = 200.0

@@ -74,8 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def profile_drain(ctx: Context) -> list[Row]:
     """`run --once` on a fresh backlog under cProfile; the top entries go below the table."""
-    import pstats
     import io
+    import pstats
 
     m = ctx.args.drain
     drain.fill_backlog(ctx, m, start=800_000)

@@ -35,11 +35,12 @@ def main() -> None:
     a = p.parse_args()
     argv = [x for x in a.argv if x != "--"] if a.argv and a.argv[0] == "--" else a.argv
 
+    import rich.table  # noqa: F401
+
     import bot.cli  # noqa: F401  (imports are not part of the measurement)
     import bot.digest  # noqa: F401
     import bot.staff  # noqa: F401
     import bot.views  # noqa: F401
-    import rich.table  # noqa: F401
     from bot.cli import main as cli_main
 
     prof = cProfile.Profile() if a.profile else None

@@ -23,6 +23,7 @@ from bot.config import MailboxSettings
 from bot.errors import MailboxError
 
 log = logging.getLogger(__name__)
+STORE_BATCH = 1000  # UIDs per STORE or MOVE
 
 # Network trouble after which the watcher reconnects (never a reason to stop).
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
@@ -174,12 +175,12 @@ class Mailbox:
 
     # -- marking -------------------------------------------------------------------------------
     def mark_processed(self, uids: list[int], *, seen: bool = True) -> None:
-        if not uids:
-            return
-        if seen:
-            self.client.add_flags(uids, [b"\\Seen"], silent=True)
-        if self.settings.processed_folder:
-            self.client.move(uids, self.settings.processed_folder)
+        for start in range(0, len(uids), STORE_BATCH):  # Dovecot refuses a command line past 64 KiB
+            chunk = uids[start : start + STORE_BATCH]
+            if seen:
+                self.client.add_flags(chunk, [b"\\Seen"], silent=True)
+            if self.settings.processed_folder:
+                self.client.move(chunk, self.settings.processed_folder)
 
     # -- waiting -------------------------------------------------------------------------------
     def wait_for_mail(self, max_seconds: float, should_stop: Any) -> None:

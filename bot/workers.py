@@ -103,7 +103,7 @@ class Presence:
             if path is None:
                 self.leading = True
                 return True
-            handle = open(path, "ab")
+            handle = open(path, "ab")  # noqa: SIM115 - held open while leading: it is the lock
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -638,6 +638,21 @@ class Dovecot:
             c.logout()
         return uids
 
+    def drop_into_maildir(self, raws: list[bytes], *, user: str = "bot") -> None:
+        """Write unread mails straight into the user's Maildir/new, as a delivery agent would (thousands
+        a second, where APPEND manages about 150); Dovecot indexes them on the next SELECT."""
+        home = self.dir / "mail" / user / "Maildir"
+        mail = pwd.getpwnam("mail")
+        stamp = int(time.time())
+        for sub in ("cur", "new", "tmp"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        for i, raw in enumerate(raws):
+            path = home / "new" / f"{stamp}.M{i}P{os.getpid()}.drop"
+            path.write_bytes(raw)
+            os.chown(path, mail.pw_uid, mail.pw_gid)
+        for p in (home, home / "cur", home / "new", home / "tmp", home.parent):
+            os.chown(p, mail.pw_uid, mail.pw_gid)
+
     def deliver(self, raw: bytes, recipient: str = "bot", mail_from: str = "sender@example.com") -> None:
         """Deliver like an MTA does, over LMTP (`bot+Folder` delivers into Folder)."""
         with smtplib.LMTP(self.host, self.lmtp_port, timeout=30) as lmtp:
@@ -690,7 +705,7 @@ class Dovecot:
                         continue
                     info = c.select_folder(name)
                     if info.get(b"EXISTS"):
-                        c.set_flags(c.search(["ALL"]), [b"\\Deleted"], silent=True)
+                        c.set_flags("1:*", [b"\\Deleted"], silent=True)  # a UID list of 20,000 is too long a line
                         c.expunge()
                     c.unselect_folder()
             finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from types import TracebackType
 from typing import Self
 
 from tests.mailservers import HOST
@@ -91,13 +90,12 @@ class FaultyProxy:
         except OSError:
             pass
         finally:
-            if src in self._cut:
-                return  # cut() resets the sockets itself
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            if src not in self._cut:  # else cut() resets the sockets itself
+                for sock in (src, dst):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
     def close(self) -> None:
         self._closed = True
@@ -107,7 +105,7 @@ class FaultyProxy:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

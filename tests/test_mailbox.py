@@ -73,3 +73,18 @@ def test_big_mail_is_fetched_in_part(mailbox) -> None:
     assert fetched.truncated and fetched.size > 3 * 1024 * 1024 and len(fetched.raw) < 64 * 1024
     mail = parse_message(fetched.raw, size=fetched.size, truncated=True)
     assert "delete my personal data" in mail.text and mail.subject == "Big" and mail.message_id == "<big@x>"
+
+
+def test_marking_fifteen_thousand_mails_at_once(mailbox) -> None:
+    """One UID list of 15,000 is longer than Dovecot takes on a command line (after an outage,
+    the leftovers to flag can be that many): it must go out in pieces."""
+    mailbox.drop_into_maildir([b"Subject: x\r\n\r\nx\r\n"] * 15_000)
+    box = Mailbox(settings(mailbox))
+    box.connect()
+    try:
+        uids = box.unseen_uids()
+        assert len(uids) == 15_000
+        box.mark_processed(uids)
+        assert box.unseen_uids() == []
+    finally:
+        box.close()
