@@ -247,3 +247,31 @@ def test_mail_landing_during_a_pass_is_answered_without_waiting_for_more(tmp_pat
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
     assert all(w is not None and w < 3 for w in waits), waits
+
+
+def test_smtp_server_down_replies_wait_in_the_outbox_and_go_out_once_when_it_returns(
+        tmp_path: Path, mailbox, smtp_sink) -> None:
+    with FaultyProxy(smtp_sink.port) as smtp_proxy:
+        smtp_proxy.refuse()  # the SMTP server is down from the start
+        cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_proxy.port,
+                           db_url=f"sqlite:///{tmp_path}/bot.db")
+        cfg.write_text(cfg.read_text().replace("[policy]\n", "[policy]\nsweep_seconds = 5\n", 1))
+        log = tmp_path / "bot.log"
+        with log.open("w") as err:
+            proc = bot_process(cfg, "run", stderr=err)
+            try:
+                assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+                mailbox.append([_inquiry(f"down{i}") for i in range(3)])
+                assert _wait_for_line(log, "send will be retried", 15), log.read_text()[-3000:]
+                time.sleep(2)
+                assert smtp_sink.messages() == []
+                assert _wait_unseen(mailbox, 0, 5)  # taken in and recorded meanwhile
+                smtp_proxy.heal()
+                waits = [_wait_reply(smtp_sink, f"down{i}", 30) for i in range(3)]
+                time.sleep(1.5)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+    assert all(w is not None for w in waits), log.read_text()[-3000:]
+    assert Counter(str(m.message["In-Reply-To"]) for m in smtp_sink.messages()) == Counter(
+        {f"<down{i}@customer.test>": 1 for i in range(3)})
