@@ -39,12 +39,13 @@ class MailboxSettings(Section):
     ca_file: str = ""  # extra CA bundle to trust (e.g. a private CA)
     processed_folder: str = ""  # move processed mail here; "" keeps it in `folder` (marked \Seen)
     first_start: Literal["unseen", "all", "new"] = "unseen"
-    idle_renew_seconds: int = Field(25 * 60, ge=10, le=29 * 60)
+    idle_renew_seconds: int = Field(5 * 60, ge=10, le=29 * 60)  # ends with a pass: bounds a missed notification
     poll_seconds: int = Field(60, ge=1)  # used when the server lacks IDLE
     max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     fetch_batch: int = Field(200, ge=1, le=5000)
     timeout_seconds: float = Field(60.0, gt=0)
     reconnect_max_seconds: float = Field(60.0, gt=0)
+    burst_seconds: float = Field(0.6, ge=0)  # after a pass that took in mail, poll this long before IDLE
     follower_seconds: float = Field(1.0, gt=0)  # a process that does not lead sends and retries leading this often
 
 

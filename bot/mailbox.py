@@ -183,6 +183,29 @@ class Mailbox:
                 self.client.move(chunk, self.settings.processed_folder)
 
     # -- waiting -------------------------------------------------------------------------------
+    def announced_mail(self) -> bool:
+        """Did the server announce new mail (EXISTS, RECENT) in an answer to one of our commands
+        since the last call? imapclient leaves such announcements in imaplib's store of untagged
+        responses, and a SEARCH whose answer announces a new mail does not always include it."""
+        store = getattr(getattr(self.client, "_imap", None), "untagged_responses", None)
+        if not isinstance(store, dict):
+            return False
+        return bool(store.pop("EXISTS", None)) | bool(store.pop("RECENT", None))
+
+    def mail_soon(self, seconds: float, step: float = 0.05) -> bool:
+        """NOOP every `step` for up to `seconds`: True as soon as the server reports new mail.
+
+        Used right after a busy pass: Dovecot answers a NOOP with new mail at once, while under
+        IDLE it holds notifications back for up to half a second.
+        """
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            _text, responses = self.client.noop()
+            if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                return True
+            time.sleep(step)
+        return False
+
     def wait_for_mail(self, max_seconds: float, should_stop: Any) -> None:
         """Return when new mail may have arrived, after max_seconds, or soon after should_stop()."""
         deadline = time.monotonic() + max_seconds
@@ -197,6 +220,8 @@ class Mailbox:
             return
         client.idle()
         try:
+            if self.announced_mail():  # sent before "+ idling": imapclient kept it, idle_check will not see it
+                return
             while time.monotonic() < deadline and not should_stop():
                 wait = min(1.0, max(0.05, deadline - time.monotonic()))
                 started = time.monotonic()

@@ -165,11 +165,9 @@ class Bot:
                          "IDLE" if selected.can_idle else f"polling every {self.settings.mailbox.poll_seconds}s")
                 delay = 1.0
                 while not self.stop_event.is_set() and self.presence.try_lead():
-                    # Mail that lands during a pass is announced in the answer to one of its commands,
-                    # which imapclient drops; so pass again until a pass finds nothing, and only then
-                    # IDLE: its last command was the search, so anything later is announced in IDLE.
-                    while self.poll_once(mailbox, selected) and not self.stop_event.is_set():
-                        pass
+                    busy = self._catch_up(mailbox, selected)
+                    if busy and mailbox.mail_soon(self.settings.mailbox.burst_seconds):
+                        continue  # mail keeps coming: look again at once rather than IDLE
                     mailbox.wait_for_mail(self.settings.mailbox.idle_renew_seconds, self.stop_event.is_set)
             except RECONNECT_ON as exc:
                 log.warning("connection trouble (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, delay)
@@ -177,6 +175,19 @@ class Bot:
                 delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
             finally:
                 mailbox.close()
+
+    def _catch_up(self, mailbox: Mailbox, selected: Selected) -> bool:
+        """Pass until a pass takes in nothing and the server announced nothing during it; True if
+        any mail was taken in. Mail that lands during a pass is announced in the answer to one of
+        its commands (even to the SEARCH that does not yet list it), and IDLE does not repeat it."""
+        busy = False
+        while not self.stop_event.is_set():
+            mailbox.announced_mail()
+            took = self.poll_once(mailbox, selected)
+            busy = busy or bool(took)
+            if not took and not mailbox.announced_mail():
+                break
+        return busy
 
     def stop(self) -> None:
         self.stop_event.set()

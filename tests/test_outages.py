@@ -40,6 +40,12 @@ def _wait_for_line(path: Path, text: str, timeout: float, *, after: int = 0) -> 
     return False
 
 
+def _renew_idle_often(cfg: Path) -> None:
+    """Now and then (about one run in five here) Dovecot never announces a mail that lands as the
+    bot enters IDLE; the IDLE renewal, which ends with a pass, bounds that wait (see the issue note)."""
+    cfg.write_text(cfg.read_text().replace("idle_renew_seconds = 60", "idle_renew_seconds = 10"))
+
+
 def _tune(cfg: Path, **mailbox: object) -> None:
     text = cfg.read_text()
     for key, value in mailbox.items():
@@ -140,6 +146,7 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
     with FaultyProxy(5432) as db_proxy:
         url = PG_URL.format(name=name).replace(":5432/", f":{db_proxy.port}/")
         cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=url)
+        _renew_idle_often(cfg)
         _tune(cfg, reconnect_max_seconds=1)
         log = tmp_path / "bot.log"
         with log.open("w") as err:
@@ -147,7 +154,7 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
             try:
                 assert _wait_for_line(log, "watching bot@", 20), log.read_text()
                 mailbox.append([_inquiry("before")])
-                assert _wait_reply(smtp_sink, "before", 10) is not None, log.read_text()[-3000:]
+                assert _wait_reply(smtp_sink, "before", 15) is not None, log.read_text()[-3000:]
                 assert _wait_unseen(mailbox, 0, 10)
                 db_proxy.refuse()  # the database goes away
                 mark = len(log.read_text())
@@ -190,6 +197,7 @@ def test_database_refusing_writes_leaves_mail_unread_until_it_is_recorded(tmp_pa
     pg = request.getfixturevalue("_pg")
     name = pg.create()
     cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=PG_URL.format(name=name))
+    _renew_idle_often(cfg)
     _tune(cfg, reconnect_max_seconds=1)
     log = tmp_path / "bot.log"
     try:
@@ -198,7 +206,7 @@ def test_database_refusing_writes_leaves_mail_unread_until_it_is_recorded(tmp_pa
             try:
                 assert _wait_for_line(log, "watching bot@", 20), log.read_text()
                 mailbox.append([_inquiry("before")])
-                assert _wait_reply(smtp_sink, "before", 10) is not None, log.read_text()[-3000:]
+                assert _wait_reply(smtp_sink, "before", 15) is not None, log.read_text()[-3000:]
                 assert _wait_unseen(mailbox, 0, 10)
                 _set_read_only(name, True)
                 mark = len(log.read_text())
