@@ -31,6 +31,7 @@ class Sabotage:
     new: str
     test: tuple[str, ...]  # pytest arguments
     env: tuple[tuple[str, str], ...] = ()
+    also: tuple[tuple[str, str, str], ...] = ()  # more (file, old, new) when two defences guard one property
 
 
 SABOTAGES = (
@@ -41,9 +42,10 @@ SABOTAGES = (
              "bot/mailbox.py", 'raise ConnectionError("IMAP connection closed during IDLE")', "pass",
              ("tests/test_outages.py", "-k", "reset")),
     Sabotage("straggler", "2 outages: mail that lands during a pass is not left waiting for the next one",
-             "bot/service.py", "while self.poll_once(mailbox, selected) and not self.stop_event.is_set():\n"
-             "                        pass", "self.poll_once(mailbox, selected)",
-             ("tests/test_outages.py", "-k", "landing")),
+             "bot/service.py", "if not took and not mailbox.announced_mail():", "if True:",
+             ("tests/test_outages.py", "-k", "landing"),
+             also=(("bot/mailbox.py", 'return bool(store.pop("EXISTS", None)) | bool(store.pop("RECENT", None))',
+                    "return False"),)),
     Sabotage("flag-first", "2 outages: no mail is marked processed before it was recorded",
              "bot/service.py", "            for fetched in mailbox.fetch(chunk):",
              "            mailbox.mark_processed(chunk)\n            for fetched in mailbox.fetch(chunk):",
@@ -86,11 +88,12 @@ def run(sabotage: Sabotage, python: str) -> tuple[bool, str, float]:
         copy = Path(tmp) / "project"
         shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".*_cache",
                                                                   "demo-data", "bench"))
-        target = copy / sabotage.file
-        text = target.read_text()
-        if text.count(sabotage.old) != 1:
-            return False, f"sabotage no longer applies: {sabotage.old!r} found {text.count(sabotage.old)}x", 0.0
-        target.write_text(text.replace(sabotage.old, sabotage.new))
+        for file, before, after in ((sabotage.file, sabotage.old, sabotage.new), *sabotage.also):
+            target = copy / file
+            text = target.read_text()
+            if text.count(before) != 1:
+                return False, f"sabotage no longer applies: {before!r} found {text.count(before)}x in {file}", 0.0
+            target.write_text(text.replace(before, after))
         env = {**os.environ, "PYTHONPATH": str(copy), **dict(sabotage.env)}
         corpus = ROOT.parent / "shared" / "corpus" / "real"
         if corpus.is_dir():  # the copy is elsewhere, so point the tests at the corpus
