@@ -152,10 +152,7 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
         with log.open("w") as err:
             proc = bot_process(cfg, "run", stderr=err)
             try:
-                assert _wait_for_line(log, "watching bot@", 20), log.read_text()
-                mailbox.append([_inquiry("before")])
-                assert _wait_reply(smtp_sink, "before", 15) is not None, log.read_text()[-3000:]
-                assert _wait_unseen(mailbox, 0, 10)
+                _first_mail_answered(log, mailbox, smtp_sink)
                 db_proxy.refuse()  # the database goes away
                 mark = len(log.read_text())
                 mailbox.append([_inquiry(f"during{i}") for i in range(5)])
@@ -178,6 +175,14 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
         assert len(cases(cfg)) == 6
         assert _wait_unseen(mailbox, 0, 5)  # and everything flagged once recorded
     pg.drop(name)
+
+
+def _first_mail_answered(log: Path, mailbox, smtp_sink) -> None:
+    """The bot under test is up, answers a first mail and flags it: all is well before the fault."""
+    assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+    mailbox.append([_inquiry("before")])
+    assert _wait_reply(smtp_sink, "before", 15) is not None, log.read_text()[-3000:]
+    assert _wait_unseen(mailbox, 0, 10)
 
 
 def _set_read_only(name: str, on: bool) -> None:
@@ -204,10 +209,7 @@ def test_database_refusing_writes_leaves_mail_unread_until_it_is_recorded(tmp_pa
         with log.open("w") as err:
             proc = bot_process(cfg, "run", stderr=err)
             try:
-                assert _wait_for_line(log, "watching bot@", 20), log.read_text()
-                mailbox.append([_inquiry("before")])
-                assert _wait_reply(smtp_sink, "before", 15) is not None, log.read_text()[-3000:]
-                assert _wait_unseen(mailbox, 0, 10)
+                _first_mail_answered(log, mailbox, smtp_sink)
                 _set_read_only(name, True)
                 mark = len(log.read_text())
                 mailbox.append([_inquiry(f"ro{i}") for i in range(5)])
