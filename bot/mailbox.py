@@ -201,7 +201,7 @@ class Mailbox:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             _text, responses = self.client.noop()
-            if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+            if _announces_mail(responses):
                 return True
             time.sleep(step)
         return False
@@ -231,10 +231,15 @@ class Mailbox:
                 if not responses and time.monotonic() - started < wait / 2:
                     # imapclient swallows EOF: the socket was readable yet carried nothing
                     raise ConnectionError("IMAP connection closed during IDLE")
-                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                if _announces_mail(responses):
                     return
         finally:
             client.idle_done()
+
+
+def _announces_mail(responses: list[Any]) -> bool:
+    """Whether untagged responses such as (4, b"EXISTS") say that new mail arrived."""
+    return any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
 
 
 def _text_sections(structure: Any, prefix: str = "") -> Iterator[str]:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,13 @@ def case_detail(config: Path, ref: str) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data
+
+
+def wait_for_line(path: Path, text: str, timeout: float, *, after: int = 0) -> bool:
+    """Wait until `text` appears in the log file at `path` (past its first `after` characters)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace")[after:]:
+            return True
+        time.sleep(0.05)
+    return False

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from bot.classify import classify, detect_language, find_ref, match_text, normal
 from bot.errors import ConfigError
 from bot.model import Attachment, InboundEmail, Kind, Suppress
 from bot.rules import default_rules_path, load_rules, rules_from_data
+from tests.factories import inbound
 
 RULES = load_rules(default_rules_path())
 OWN = frozenset({"privacy@example.com"})
@@ -25,26 +24,9 @@ D, A, ADD, DEL, TPS, MKT, GEN = (
 
 
 def mail(**overrides: Any) -> InboundEmail:
-    base = InboundEmail(
-        message_id="<q1@example.net>",
-        message_id_synthetic=False,
-        from_addr="ruth.adams@example.net",
-        from_name="Ruth Adams",
-        reply_to="",
-        to_addrs=("privacy@example.com",),
-        subject="Hello",
-        date=datetime(2026, 12, 1, 1, 0, tzinfo=UTC),
-        in_reply_to=(),
-        references=(),
-        text="",
-        html_only=False,
-        attachments=(),
-        headers=(),
-        content_type="text/plain",
-        report_type="",
-        size=1000,
-    )
-    return replace(base, **overrides)
+    defaults: dict[str, Any] = dict(message_id="<q1@example.net>", from_addr="ruth.adams@example.net",
+                                    from_name="Ruth Adams", subject="Hello", text="", size=1000)
+    return inbound(**{**defaults, **overrides})
 
 
 def sort(**overrides: Any) -> Any:

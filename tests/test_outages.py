@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.botrun import bot_process, cases, write_config
+from tests.botrun import bot_process, cases, wait_for_line, write_config
 from tests.factories import mail_bytes
 from tests.proxy import FaultyProxy
 
@@ -29,15 +29,6 @@ level = "INFO"
 def _inquiry(tag: str) -> bytes:
     return mail_bytes(sender=f"{tag}@example.com", subject=f"Request {tag}", message_id=f"<{tag}@customer.test>",
                       body="Please delete my personal data.")
-
-
-def _wait_for_line(path: Path, text: str, timeout: float, *, after: int = 0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in path.read_text(errors="replace")[after:]:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _renew_idle_often(cfg: Path) -> None:
@@ -99,7 +90,7 @@ def test_connection_reset_during_idle_is_noticed_and_nothing_is_missed(tmp_path:
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+            assert wait_for_line(log, "watching bot@", 20), log.read_text()
             time.sleep(0.5)  # in IDLE now
             assert imap_proxy.cut() >= 1
             mailbox.append([_inquiry("after-reset")])  # lands while the bot has no connection
@@ -123,7 +114,7 @@ def test_silent_half_open_link_under_idle_is_given_up_and_replaced(tmp_path: Pat
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+            assert wait_for_line(log, "watching bot@", 20), log.read_text()
             time.sleep(0.5)
             imap_proxy.swallow()  # the IDLE notification for the next mail never arrives
             mailbox.append([_inquiry("half-open")])
@@ -156,7 +147,7 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
                 db_proxy.refuse()  # the database goes away
                 mark = len(log.read_text())
                 mailbox.append([_inquiry(f"during{i}") for i in range(5)])
-                assert _wait_for_line(log, "database", 15, after=mark) or _wait_for_line(
+                assert wait_for_line(log, "database", 15, after=mark) or wait_for_line(
                     log, "connection trouble", 5, after=mark), log.read_text()[-3000:]
                 time.sleep(3)
                 unseen = _unseen(mailbox)
@@ -179,7 +170,7 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
 
 def _first_mail_answered(log: Path, mailbox, smtp_sink) -> None:
     """The bot under test is up, answers a first mail and flags it: all is well before the fault."""
-    assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+    assert wait_for_line(log, "watching bot@", 20), log.read_text()
     mailbox.append([_inquiry("before")])
     assert _wait_reply(smtp_sink, "before", 15) is not None, log.read_text()[-3000:]
     assert _wait_unseen(mailbox, 0, 10)
@@ -213,7 +204,7 @@ def test_database_refusing_writes_leaves_mail_unread_until_it_is_recorded(tmp_pa
                 _set_read_only(name, True)
                 mark = len(log.read_text())
                 mailbox.append([_inquiry(f"ro{i}") for i in range(5)])
-                assert _wait_for_line(log, "read-only", 15, after=mark), log.read_text()[-3000:]
+                assert wait_for_line(log, "read-only", 15, after=mark), log.read_text()[-3000:]
                 time.sleep(2)
                 unseen = _unseen(mailbox)
                 replied_during = sum(_replies_to(smtp_sink, f"ro{i}") for i in range(5))
@@ -244,11 +235,11 @@ def test_mail_landing_during_a_pass_is_answered_without_waiting_for_more(tmp_pat
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+            assert wait_for_line(log, "watching bot@", 20), log.read_text()
             for t in range(3):
                 mark = len(log.read_text())
                 mailbox.append([_inquiry(f"first{t}")])
-                assert _wait_for_line(log, "reply=queued", 10, after=mark)  # its pass is running now
+                assert wait_for_line(log, "reply=queued", 10, after=mark)  # its pass is running now
                 mailbox.append([_inquiry(f"straggler{t}")])
                 waits.append(_wait_reply(smtp_sink, f"straggler{t}", 8))
                 time.sleep(0.6)
@@ -270,9 +261,9 @@ def test_smtp_server_down_replies_wait_in_the_outbox_and_go_out_once_when_it_ret
         with log.open("w") as err:
             proc = bot_process(cfg, "run", stderr=err)
             try:
-                assert _wait_for_line(log, "watching bot@", 20), log.read_text()
+                assert wait_for_line(log, "watching bot@", 20), log.read_text()
                 mailbox.append([_inquiry(f"down{i}") for i in range(3)])
-                assert _wait_for_line(log, "send will be retried", 15), log.read_text()[-3000:]
+                assert wait_for_line(log, "send will be retried", 15), log.read_text()[-3000:]
                 time.sleep(2)
                 assert smtp_sink.messages() == []
                 assert _wait_unseen(mailbox, 0, 5)  # taken in and recorded meanwhile

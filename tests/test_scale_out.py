@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from bot.outbox import claim, recover
 from bot.store import CaseRow, EventRow, OutboxRow, make_engine, transaction
 from bot.workers import Presence
-from tests.botrun import bot_process, cases, write_config
+from tests.botrun import bot_process, cases, wait_for_line, write_config
 from tests.factories import mail_bytes
 
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -91,15 +91,6 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
         pg.drop(name)
 
 
-def _wait_for_line(path: Path, text: str, timeout: float) -> float | None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if text in path.read_text(errors="replace"):
-            return time.monotonic() - start
-        time.sleep(0.05)
-    return None
-
-
 @pytest.mark.integration
 def test_two_processes_and_a_killed_leader_answer_each_inquiry_once(tmp_path: Path, mailbox, smtp_sink,
                                                                      pg_url: str) -> None:
@@ -108,15 +99,16 @@ def test_two_processes_and_a_killed_leader_answer_each_inquiry_once(tmp_path: Pa
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
     with logs["a"].open("w") as log_a, logs["b"].open("w") as log_b:
         a = bot_process(cfg, "run", stderr=log_a)
-        assert _wait_for_line(logs["a"], "leading:", 20) is not None, logs["a"].read_text()
+        assert wait_for_line(logs["a"], "leading:", 20), logs["a"].read_text()
         b = bot_process(cfg, "run", stderr=log_b)
-        assert _wait_for_line(logs["b"], "another process leads", 20) is not None, logs["b"].read_text()
+        assert wait_for_line(logs["b"], "another process leads", 20), logs["b"].read_text()
         mailbox.append([mail_bytes(sender=f"c{i}@example.com", subject=f"Request {i}", message_id=f"<s{i}@customer.test>",
                                    body="Please delete my personal data.") for i in range(mails)])
         smtp_sink.wait_for(mails // 4, timeout=60)
         a.send_signal(signal.SIGKILL)
         a.communicate(timeout=10)
-        took_over = _wait_for_line(logs["b"], "leading:", 15)
+        killed = time.monotonic()
+        took_over = time.monotonic() - killed if wait_for_line(logs["b"], "leading:", 15) else None
         try:
             smtp_sink.wait_for(mails, timeout=120)
             time.sleep(1.0)
