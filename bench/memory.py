@@ -81,7 +81,7 @@ def processed_db(ctx: Context, user: str, uidvalidity: int, uids: list[int], lab
     """A fresh database in which every one of `uids` is already taken in (cursor + ledger)."""
     from sqlalchemy import insert
 
-    from bot.store import CursorRow, LedgerRow, make_engine
+    from bot.adapters.store import CursorRow, LedgerRow, make_engine
 
     url = ctx.dbs.new(label)
     engine = make_engine(url)

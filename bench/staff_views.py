@@ -1,6 +1,6 @@
 """Section 4: the staff views at size: `digest --print` and `cases list` over many cases.
 
-The cases are bulk-inserted through bot.store's tables (a realistic mix of statuses, kinds and
+The cases are bulk-inserted through bot.adapters.store's tables (a realistic mix of statuses, kinds and
 dates over two years, each with its inbound message, its sent acknowledgement in the outbox and
 its "opened" event, plus a few quarantined mails). Outbox bodies are kept small (a few hundred
 bytes instead of a reply with its PDF) so that the build stays quick.
@@ -30,7 +30,7 @@ def build(url: str, count: int, seed: int, now: datetime) -> float:
     """Insert `count` cases (and their rows) into a fresh database; returns seconds."""
     from sqlalchemy import insert
 
-    from bot.store import CaseRow, CounterRow, EventRow, MessageRow, OutboxRow, make_engine
+    from bot.adapters.store import CaseRow, CounterRow, EventRow, MessageRow, OutboxRow, make_engine
 
     rng = random.Random(seed)
     engine = make_engine(url)

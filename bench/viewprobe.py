@@ -38,9 +38,9 @@ def main() -> None:
     import rich.table  # noqa: F401
 
     import bot.cli  # noqa: F401  (imports are not part of the measurement)
-    import bot.digest  # noqa: F401
-    import bot.staff  # noqa: F401
-    import bot.views  # noqa: F401
+    import bot.compose.digest  # noqa: F401
+    import bot.staff.actions  # noqa: F401
+    import bot.staff.views  # noqa: F401
     from bot.cli import main as cli_main
 
     prof = cProfile.Profile() if a.profile else None

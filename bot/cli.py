@@ -17,8 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bot.config import Settings, config_path, load_settings
-from bot.errors import BotError, ConfigError, UsageError
+from bot.settings import Settings, config_path, load_settings
+from bot.core.errors import BotError, ConfigError, UsageError
 
 TABLE_ROWS = 200  # `cases list` as a table: the newest cases; a person does not read 100,000 lines
 log = logging.getLogger("bot")
@@ -146,7 +146,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(settings: Settings, *, once: bool) -> int:
-    from bot.service import Bot
+    from bot.app.service import Bot
 
     bot = Bot(settings)
     try:
@@ -168,11 +168,11 @@ def _run(settings: Settings, *, once: bool) -> int:
 
 
 def _cases(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import staff
-    from bot.clock import parse_when
-    from bot.lifecycle import Close, DocsReceived, Extend, Responded
-    from bot.store import make_engine
-    from bot.views import case_detail_json, case_json
+    from bot.staff import actions as staff
+    from bot.core.clock import parse_when
+    from bot.core.lifecycle import Close, DocsReceived, Extend, Responded
+    from bot.adapters.store import make_engine
+    from bot.staff.views import case_detail_json, case_json
 
     engine = make_engine(settings.database.url)
     zone, now = settings.zone, _now()
@@ -203,7 +203,7 @@ def _cases(args: argparse.Namespace, settings: Settings) -> int:
             _print_detail(detail)
         return 0
     if args.action == "purge":
-        from bot.retention import purge
+        from bot.staff.retention import purge
 
         if settings.database.retention_days <= 0:
             raise UsageError("database.retention_days is 0 (keep forever): nothing to purge")
@@ -212,7 +212,7 @@ def _cases(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{verb} personal data of {len(refs)} closed case(s)" + (": " + ", ".join(refs) if refs else ""))
         return 0
     if args.action == "set-kinds":
-        from bot.model import Kind
+        from bot.core.model import Kind
 
         try:
             kinds = tuple(Kind(k.strip()) for k in args.kinds.split(",") if k.strip())
@@ -237,9 +237,9 @@ def _cases(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _digest(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.clock import parse_when
-    from bot.digest_job import digest_now
-    from bot.store import make_engine
+    from bot.core.clock import parse_when
+    from bot.app.digest_job import digest_now
+    from bot.adapters.store import make_engine
 
     zone = settings.zone
     try:
@@ -253,10 +253,10 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not settings.staff.digest_recipients:
         raise ConfigError("config key staff.digest_recipients is empty: nobody to send the digest to")
-    from bot.digest_job import queue_digest
-    from bot.mailer import Mailer
-    from bot.outbox import flush
-    from bot.workers import Presence
+    from bot.app.digest_job import queue_digest
+    from bot.adapters.smtp import Mailer
+    from bot.app.outbox import flush
+    from bot.adapters.locks import Presence
 
     stamp = as_of.astimezone(zone).strftime("%Y-%m-%d-%H%M")
     if not queue_digest(engine, settings, as_of, stamp):
@@ -298,15 +298,15 @@ def _print_detail(d: dict[str, Any]) -> None:
 
 
 def _check_digest_templates(settings: Settings) -> list[str]:
-    from bot.digest import DigestFacts, build_digest, render_digest
-    from bot.errors import TemplateProblem
+    from bot.compose.digest import DigestFacts, build_digest, render_digest
+    from bot.core.errors import TemplateProblem
 
     now = _now()
     digest = build_digest(DigestFacts({}, [], {}), as_of=now, since=now, zone=settings.zone)
     problems = []
     from jinja2 import TemplateError
 
-    from bot.digest import staff_environment
+    from bot.compose.digest import staff_environment
 
     staff_dir = Path(settings.paths.templates) / "staff"
     env = staff_environment(Path(settings.paths.templates))
@@ -326,7 +326,7 @@ def _check_digest_templates(settings: Settings) -> list[str]:
 
 
 def _templates(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.render import Renderer, check_all, sample_context
+    from bot.compose.templates import Renderer, check_all, sample_context
 
     renderer = Renderer(Path(settings.paths.templates))
     if args.action == "check":

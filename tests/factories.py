@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from bot.model import Classification, InboundEmail, Kind
+from bot.core.model import Classification, InboundEmail, Kind
 
 
 def inbound(**overrides: Any) -> InboundEmail:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.classify import classify, detect_language, find_ref, match_text, normalise, strip_quoted
-from bot.errors import ConfigError
-from bot.model import Attachment, InboundEmail, Kind, Suppress
-from bot.rules import default_rules_path, load_rules, rules_from_data
+from bot.core.classify import classify, detect_language, find_ref, match_text, normalise, strip_quoted
+from bot.core.errors import ConfigError
+from bot.core.model import Attachment, InboundEmail, Kind, Suppress
+from bot.core.rules import default_rules_path, load_rules, rules_from_data
 from tests.factories import inbound
 
 RULES = load_rules(default_rules_path())

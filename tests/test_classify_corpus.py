@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bot.classify import classify
-from bot.model import Classification, Suppress
-from bot.parse import parse_message
-from bot.rules import default_rules_path, load_rules
+from bot.core.classify import classify
+from bot.core.model import Classification, Suppress
+from bot.core.parse import parse_message
+from bot.core.rules import default_rules_path, load_rules
 
 CORPUS = Path(os.environ.get("BOT_CORPUS_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "real")
 MANIFEST = CORPUS / "MANIFEST.tsv"

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from bot.compose import MAX_REFERENCES, build_reply, make_message_id, serialise, thread_references
-from bot.errors import SendError, TemplateProblem
-from bot.model import Attached, Kind, OutboundEmail
-from bot.render import Renderer, ReplyContext, sample_context
+from bot.compose.message import MAX_REFERENCES, build_reply, make_message_id, serialise, thread_references
+from bot.core.errors import SendError, TemplateProblem
+from bot.core.model import Attached, Kind, OutboundEmail
+from bot.compose.templates import Renderer, ReplyContext, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REF = "PRV-2026-00042"

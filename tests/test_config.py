@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
-from bot.errors import ConfigError
+from bot.settings import load_settings
+from bot.core.errors import ConfigError
 from tests.botrun import ROOT, write_config
 
 
@@ -74,7 +74,7 @@ def test_config_show_masks_secrets(cfg: Path) -> None:
 def test_staff_commands_from_the_command_line(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
-    from bot.store import CaseRow, make_engine, transaction
+    from bot.adapters.store import CaseRow, make_engine, transaction
 
     db = f"sqlite:///{tmp_path}/bot.db"
     engine = make_engine(db)
@@ -111,7 +111,7 @@ def test_purge_erases_personal_data_of_old_closed_cases(tmp_path: Path) -> None:
 
     from sqlmodel import Session, select
 
-    from bot.store import CaseRow, MessageRow, make_engine, transaction
+    from bot.adapters.store import CaseRow, MessageRow, make_engine, transaction
 
     db = f"sqlite:///{tmp_path}/bot.db"
     engine = make_engine(db)

@@ -1,7 +1,7 @@
 import pytest
 
-from bot.decide import Action, Known, decide
-from bot.model import Kind, Status, Suppress
+from bot.core.decide import Action, Known, decide
+from bot.core.model import Kind, Status, Suppress
 from tests.factories import inbound, sorted_as
 
 K = Kind

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from bot.digest import Digest, build_digest, render_digest
-from bot.staff import digest_facts
-from bot.store import CaseRow, MessageRow, OutboxRow, make_engine, transaction
+from bot.compose.digest import Digest, build_digest, render_digest
+from bot.staff.actions import digest_facts
+from bot.adapters.store import CaseRow, MessageRow, OutboxRow, make_engine, transaction
 from tests.botrun import ROOT, write_config
 
 TOKYO = ZoneInfo("Asia/Tokyo")

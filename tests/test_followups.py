@@ -2,8 +2,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.followups import CaseView, FollowupPolicy, Step, due_followups
-from bot.model import Status
+from bot.core.followups import CaseView, FollowupPolicy, Step, due_followups
+from bot.core.model import Status
 
 SENT = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
 POLICY = FollowupPolicy()

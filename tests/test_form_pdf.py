@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.form_pdf import request_form_pdf
-from bot.model import Kind
+from bot.compose.form_pdf import request_form_pdf
+from bot.core.model import Kind
 
 REF = "PRV-2026-00042"
 JA_ADDRESS = "〒100-0005\n東京都千代田区丸の内1-2-3 サンプルビル5階\nサンプル株式会社 個人情報お問い合わせ窓口"

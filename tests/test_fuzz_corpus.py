@@ -9,10 +9,10 @@ import os
 import random
 from pathlib import Path
 
-from bot.classify import classify
-from bot.decide import Action, Known, decide
-from bot.parse import parse_message
-from bot.rules import load_rules
+from bot.core.classify import classify
+from bot.core.decide import Action, Known, decide
+from bot.core.parse import parse_message
+from bot.core.rules import load_rules
 from tests.botrun import ROOT
 
 MUTATIONS = (

@@ -26,16 +26,16 @@ from typing import Any, TypeVar
 import pytest
 from sqlmodel import Session, select
 
-from bot.classify import classify
-from bot.config import load_settings
-from bot.decide import Action, Known, decide
-from bot.intake import Intake
-from bot.mailbox import Fetched
-from bot.model import InboundEmail, Kind
-from bot.parse import MAX_HEADER_VALUE, MAX_HEADERS, parse_message
-from bot.render import Renderer
-from bot.rules import Rules, load_rules
-from bot.store import MessageRow, OutboxRow, make_engine
+from bot.core.classify import classify
+from bot.settings import load_settings
+from bot.core.decide import Action, Known, decide
+from bot.app.intake import Intake
+from bot.adapters.imap import Fetched
+from bot.core.model import InboundEmail, Kind
+from bot.core.parse import MAX_HEADER_VALUE, MAX_HEADERS, parse_message
+from bot.compose.templates import Renderer
+from bot.core.rules import Rules, load_rules
+from bot.adapters.store import MessageRow, OutboxRow, make_engine
 from tests.botrun import ROOT, bot, cases, write_config
 
 T = TypeVar("T")

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bot.config import load_settings
-from bot.intake import Intake
-from bot.mailbox import Fetched
-from bot.render import Renderer
-from bot.rules import load_rules
-from bot.store import CaseRow, EventRow, LedgerRow, MessageRow, OutboxRow, make_engine
+from bot.settings import load_settings
+from bot.app.intake import Intake
+from bot.adapters.imap import Fetched
+from bot.compose.templates import Renderer
+from bot.core.rules import load_rules
+from bot.adapters.store import CaseRow, EventRow, LedgerRow, MessageRow, OutboxRow, make_engine
 from tests.botrun import ROOT, write_config
 from tests.factories import mail_bytes
 

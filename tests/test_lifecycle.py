@@ -3,10 +3,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.clock import due_at, parse_when
-from bot.errors import TransitionError
-from bot.lifecycle import CaseState, Close, DocsReceived, Extend, Responded, transition
-from bot.model import Kind, Status
+from bot.core.clock import due_at, parse_when
+from bot.core.errors import TransitionError
+from bot.core.lifecycle import CaseState, Close, DocsReceived, Extend, Responded, transition
+from bot.core.model import Kind, Status
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -67,7 +67,7 @@ def test_invalid_transitions_are_clear_errors(start, event, message):
         transition(start, event, response_days=14, zone=TOKYO)
 
 
-from bot.clock import Calendar  # noqa: E402
+from bot.core.clock import Calendar  # noqa: E402
 
 BUSINESS = Calendar(TOKYO, business_days=True, closures=("12-29..01-03",))
 
@@ -99,7 +99,7 @@ def test_due_date_with_business_days_holidays_and_closures(received, days, calen
 
 @pytest.mark.parametrize("bad", ["12-29-01-03", "13-01..01-02", "02-30..03-01"])
 def test_bad_closure_is_rejected(bad):
-    from bot.clock import parse_closure
+    from bot.core.clock import parse_closure
 
     with pytest.raises(ValueError):
         parse_closure(bad)

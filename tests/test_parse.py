@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.model import Attachment, InboundEmail
-from bot.parse import MAX_TEXT, parse_message
+from bot.core.model import Attachment, InboundEmail
+from bot.core.parse import MAX_TEXT, parse_message
 
 CRLF = b"\r\n"
 SYNTHETIC_ID = re.compile(r"<synthetic-[0-9a-f]{24}@privacy-bot\.invalid>")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bot.model import InboundEmail
-from bot.parse import MAX_TEXT, parse_message
+from bot.core.model import InboundEmail
+from bot.core.parse import MAX_TEXT, parse_message
 
 CORPUS = Path(
     os.environ.get("BOT_CORPUS_DIR")

@@ -27,13 +27,13 @@ from typing import Any
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from bot.classify import classify
-from bot.compose import build_reply, make_message_id, serialise
-from bot.decide import Action, Decision, Known, decide
-from bot.model import Classification, InboundEmail
-from bot.parse import parse_message
-from bot.render import Renderer, one_line, sample_context
-from bot.rules import Rules, load_rules
+from bot.core.classify import classify
+from bot.compose.message import build_reply, make_message_id, serialise
+from bot.core.decide import Action, Decision, Known, decide
+from bot.core.model import Classification, InboundEmail
+from bot.core.parse import parse_message
+from bot.compose.templates import Renderer, one_line, sample_context
+from bot.core.rules import Rules, load_rules
 from tests.botrun import ROOT
 
 BOT = "privacy@bot.test"
@@ -270,7 +270,7 @@ OPTIONAL_REPLY_HEADERS = {"in-reply-to", "references", "content-transfer-encodin
 
 def compose(mail: InboundEmail, sorted_: Classification, decision: Decision, japanese_charset: str,
             attach_form: bool | None = None) -> bytes:
-    """What the intake queues for a new case (see Intake._queue_reply and bot.reply_context.case_context)."""
+    """What the intake queues for a new case (see Intake._queue_reply and bot.compose.context.case_context)."""
     ctx = replace(sample_context(sorted_.language), kinds=decision.kinds, language=sorted_.language,
                   requester=mail.reply_address, requester_name=mail.from_name[:200], inquiry_subject=mail.subject)
     out = build_reply(renderer=renderer(), template=decision.template, ctx=ctx,

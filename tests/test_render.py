@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.errors import TemplateProblem
-from bot.model import Kind
-from bot.render import (
+from bot.core.errors import TemplateProblem
+from bot.core.model import Kind
+from bot.compose.templates import (
     REQUIRED_TEMPLATES,
     Renderer,
     ReplyContext,

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.outbox import claim, recover
-from bot.store import CaseRow, EventRow, OutboxRow, make_engine, transaction
-from bot.workers import Presence
+from bot.app.outbox import claim, recover
+from bot.adapters.store import CaseRow, EventRow, OutboxRow, make_engine, transaction
+from bot.adapters.locks import Presence
 from tests.botrun import bot_process, cases, wait_for_line, write_config
 from tests.factories import mail_bytes
 

@@ -10,16 +10,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.config import Settings, load_settings
-from bot.intake import Intake
-from bot.mailbox import Fetched
-from bot.mailer import Mailer
-from bot.outbox import FlushReport, flush
-from bot.render import Renderer
-from bot.rules import load_rules
-from bot.store import CaseRow, EventRow, OutboxRow, make_engine
-from bot.sweep import sweep_once
-from bot.workers import Presence
+from bot.settings import Settings, load_settings
+from bot.app.intake import Intake
+from bot.adapters.imap import Fetched
+from bot.adapters.smtp import Mailer
+from bot.app.outbox import FlushReport, flush
+from bot.compose.templates import Renderer
+from bot.core.rules import load_rules
+from bot.adapters.store import CaseRow, EventRow, OutboxRow, make_engine
+from bot.app.sweep import sweep_once
+from bot.adapters.locks import Presence
 from tests.botrun import ROOT, write_config
 from tests.factories import legacy_japanese_mail, mail_bytes
 
@@ -108,7 +108,7 @@ def test_a_second_sweep_from_another_process_queues_nothing(settings, engines) -
 
 
 def test_daily_digest_once_per_day_and_once_after_downtime(settings, engines, smtp_sink) -> None:
-    from bot.service import Bot
+    from bot.app.service import Bot
 
     staffed = settings.model_copy(update={"staff": settings.staff.model_copy(
         update={"digest_recipients": ["dpo@example.com"]})})
@@ -130,8 +130,8 @@ def test_daily_digest_once_per_day_and_once_after_downtime(settings, engines, sm
 def test_staff_warned_before_due_and_escalated_once_a_day_when_overdue(settings, engines, smtp_sink) -> None:
     from zoneinfo import ZoneInfo
 
-    from bot import staff
-    from bot.lifecycle import DocsReceived, Responded
+    from bot.staff import actions as staff
+    from bot.core.lifecycle import DocsReceived, Responded
 
     staffed = settings.model_copy(update={"staff": settings.staff.model_copy(
         update={"digest_recipients": ["dpo@example.com"], "language": "ja"})})

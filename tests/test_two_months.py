@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
-from bot.service import Bot
+from bot.settings import load_settings
+from bot.app.service import Bot
 from tests.botrun import bot, write_config
 from tests.factories import legacy_japanese_mail, mail_bytes
 

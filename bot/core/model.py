@@ -57,7 +57,7 @@ class Attachment:
 
 @dataclass(frozen=True)
 class InboundEmail:
-    """One received mail, decoded. Built by `bot.parse.parse_message`, which never raises.
+    """One received mail, decoded. Built by `bot.core.parse.parse_message`, which never raises.
 
     Addresses are lower-cased bare addresses ("a@b.jp"), "" when absent or unparsable.
     Message ids keep their angle brackets ("<x@y>").
@@ -112,7 +112,7 @@ class InboundEmail:
 
 @dataclass(frozen=True)
 class Classification:
-    """What the sorter understood. Built by `bot.classify.classify`, pure."""
+    """What the sorter understood. Built by `bot.core.classify.classify`, pure."""
 
     kinds: tuple[Kind, ...]  # in KIND_ORDER; empty when nothing matched
     language: str  # "ja" or "en"
@@ -132,7 +132,7 @@ class Attached:
 
 @dataclass(frozen=True)
 class OutboundEmail:
-    """A reply ready to be serialised and queued. Built by `bot.compose`."""
+    """A reply ready to be serialised and queued. Built by `bot.compose.message`."""
 
     to_addr: str
     subject: str

@@ -21,18 +21,18 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
-from bot.config import Settings
-from bot.digest_job import daily_digest_due, queue_digest
-from bot.errors import ConfigError, MailboxError
-from bot.intake import Intake, Outcome
-from bot.mailbox import NETWORK_ERRORS, Mailbox, Selected
-from bot.mailer import Mailer
-from bot.outbox import FlushReport, flush
-from bot.render import Renderer, check_all
-from bot.rules import Rules, load_rules
-from bot.store import CursorRow, LedgerRow, make_engine, transaction
-from bot.sweep import sweep_once
-from bot.workers import Presence
+from bot.settings import Settings
+from bot.app.digest_job import daily_digest_due, queue_digest
+from bot.core.errors import ConfigError, MailboxError
+from bot.app.intake import Intake, Outcome
+from bot.adapters.imap import NETWORK_ERRORS, Mailbox, Selected
+from bot.adapters.smtp import Mailer
+from bot.app.outbox import FlushReport, flush
+from bot.compose.templates import Renderer, check_all
+from bot.core.rules import Rules, load_rules
+from bot.adapters.store import CursorRow, LedgerRow, make_engine, transaction
+from bot.app.sweep import sweep_once
+from bot.adapters.locks import Presence
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from bot.mailer import Envelope, Mailer, SendResult
-from bot.store import EventRow, OutboxRow, transaction
-from bot.workers import Presence
+from bot.adapters.smtp import Envelope, Mailer, SendResult
+from bot.adapters.store import EventRow, OutboxRow, transaction
+from bot.adapters.locks import Presence
 
 log = logging.getLogger(__name__)
 

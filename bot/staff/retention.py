@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.store import CaseRow, EventRow, MessageRow, OutboxRow, transaction
+from bot.adapters.store import CaseRow, EventRow, MessageRow, OutboxRow, transaction
 
 ERASED = "(erased)"
 

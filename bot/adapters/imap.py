@@ -19,8 +19,8 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from bot.config import MailboxSettings
-from bot.errors import MailboxError
+from bot.settings import MailboxSettings
+from bot.core.errors import MailboxError
 
 log = logging.getLogger(__name__)
 STORE_BATCH = 1000  # UIDs per STORE or MOVE

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.model import Status
+from bot.core.model import Status
 
 
 class Step(str, enum.Enum):

@@ -16,15 +16,15 @@ from sqlalchemy import select as columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.compose import build_reply, make_message_id, serialise
-from bot.config import Settings
-from bot.digest import digest_message, staff_environment
-from bot.errors import TemplateProblem
-from bot.followups import CaseView, Followup, FollowupPolicy, Step, due_followups
-from bot.model import Status
-from bot.render import Renderer
-from bot.reply_context import case_context
-from bot.store import CaseRow, EventRow, MessageRow, OutboxRow, transaction
+from bot.compose.message import build_reply, make_message_id, serialise
+from bot.settings import Settings
+from bot.compose.digest import digest_message, staff_environment
+from bot.core.errors import TemplateProblem
+from bot.core.followups import CaseView, Followup, FollowupPolicy, Step, due_followups
+from bot.core.model import Status
+from bot.compose.templates import Renderer
+from bot.compose.context import case_context
+from bot.adapters.store import CaseRow, EventRow, MessageRow, OutboxRow, transaction
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def _candidates(engine: Engine, policy: FollowupPolicy, open_statuses: list[str], now: datetime,
                 local_day: str) -> list[CaseView]:
     """The open cases that could have a follow-up due: a cheap superset, chosen by indexed columns
-    (the rules themselves stay in bot.followups). Plain rows, so 100,000 open cases stay cheap."""
+    (the rules themselves stay in bot.core.followups). Plain rows, so 100,000 open cases stay cheap."""
     c, o = CaseRow.__table__.c, OutboxRow.__table__.c  # type: ignore[attr-defined]
     first_step = now - timedelta(days=min((*policy.reminder_days, policy.abandon_days)))
     maybe = or_(and_(c.status == Status.AWAITING_DOCUMENTS.value, c.opened_at <= first_step),

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from bot.store import CaseRow, EventRow, MessageRow
+from bot.adapters.store import CaseRow, EventRow, MessageRow
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
-from bot.errors import TemplateProblem
-from bot.model import KIND_ORDER
-from bot.store import MessageRow
+from bot.core.errors import TemplateProblem
+from bot.core.model import KIND_ORDER
+from bot.adapters.store import MessageRow
 
 DUE_SOON = timedelta(days=3)
 
@@ -89,7 +89,7 @@ SECTIONS = ("overdue", "unacknowledged", "due_soon", "awaiting", "needs_staff", 
 
 @dataclass(frozen=True)
 class DigestFacts:
-    """What the database says for one digest (see bot.staff.digest_facts): per section, its first
+    """What the database says for one digest (see bot.staff.actions.digest_facts): per section, its first
     cases in order of urgency and how many there are; the quarantined mail; open cases by kind."""
 
     sections: Mapping[str, tuple[Sequence[CaseFacts], int]]

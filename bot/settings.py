@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bot.clock import Calendar
+    from bot.core.clock import Calendar
 
 DEFAULT_CONFIG = Path("config/bot.toml")
 Security = Literal["ssl", "starttls", "none"]
@@ -95,7 +95,7 @@ class PolicySettings(Section):
     @field_validator("closures")
     @classmethod
     def _closures(cls, value: list[str]) -> list[str]:
-        from bot.clock import parse_closure
+        from bot.core.clock import parse_closure
 
         for spec in value:
             parse_closure(spec)
@@ -151,7 +151,7 @@ class Settings(BaseSettings):
 
     @property
     def calendar(self) -> "Calendar":
-        from bot.clock import Calendar
+        from bot.core.clock import Calendar
 
         return Calendar(self.zone, self.policy.day_count == "business", tuple(self.policy.closures))
 

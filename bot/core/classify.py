@@ -25,8 +25,8 @@ from email.utils import parseaddr
 
 from email_validator import EmailNotValidError, validate_email
 
-from bot.model import KIND_ORDER, Classification, InboundEmail, Kind, Suppress
-from bot.rules import HeaderRule, Rules
+from bot.core.model import KIND_ORDER, Classification, InboundEmail, Kind, Suppress
+from bot.core.rules import HeaderRule, Rules
 
 log = logging.getLogger(__name__)
 

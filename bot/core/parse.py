@@ -26,7 +26,7 @@ from typing import Any
 
 import charset_normalizer
 
-from bot.model import Attachment, InboundEmail
+from bot.core.model import Attachment, InboundEmail
 
 MAX_TEXT = 200_000
 MAX_SUBJECT = 2_000

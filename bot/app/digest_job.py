@@ -9,10 +9,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from bot.config import Settings
-from bot.digest import build_digest, digest_message, render_digest
-from bot.staff import digest_facts
-from bot.store import OutboxRow, transaction
+from bot.settings import Settings
+from bot.compose.digest import build_digest, digest_message, render_digest
+from bot.staff.actions import digest_facts
+from bot.adapters.store import OutboxRow, transaction
 
 
 def digest_id(stamp: str, index: int, domain: str) -> str:

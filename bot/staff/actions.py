@@ -12,13 +12,13 @@ from sqlalchemy import Engine, and_, exists, func
 from sqlalchemy import select as columns
 from sqlmodel import col, select
 
-from bot.clock import Calendar
-from bot.digest import LINES_PER_SECTION, CaseFacts, DigestFacts
-from bot.errors import UsageError
-from bot.lifecycle import CaseEvent, CaseState, transition
-from bot.model import Kind, Status
-from bot.store import CaseRow, EventRow, MessageRow, OutboxRow, find_case_by_ref, transaction
-from bot.views import CaseFields
+from bot.core.clock import Calendar
+from bot.compose.digest import LINES_PER_SECTION, CaseFacts, DigestFacts
+from bot.core.errors import UsageError
+from bot.core.lifecycle import CaseEvent, CaseState, transition
+from bot.core.model import Kind, Status
+from bot.adapters.store import CaseRow, EventRow, MessageRow, OutboxRow, find_case_by_ref, transaction
+from bot.staff.views import CaseFields
 
 _CASES_TABLE: Any = CaseRow.__table__  # type: ignore[attr-defined]
 _CASES = _CASES_TABLE.c  # plain Core columns: rows, not ORM objects
@@ -135,7 +135,7 @@ def digest_facts(engine: Engine, *, as_of: datetime, since: datetime, ack_target
 
 def set_kinds(engine: Engine, ref: str, kinds: tuple[Kind, ...], *, now: datetime) -> tuple[CaseRow, str]:
     """Staff sort a needs_staff case by hand; its status follows the same rule as the bot's."""
-    from bot.decide import ordered_kinds, status_for
+    from bot.core.decide import ordered_kinds, status_for
 
     if not kinds:
         raise UsageError("give at least one kind")

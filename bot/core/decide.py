@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from bot.model import KIND_ORDER, RIGHTS_KINDS, Classification, InboundEmail, Kind, Status
+from bot.core.model import KIND_ORDER, RIGHTS_KINDS, Classification, InboundEmail, Kind, Status
 
 
 class Action(str, enum.Enum):

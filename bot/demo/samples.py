@@ -22,7 +22,7 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from typing import Literal
 
-from bot.model import Kind, Suppress
+from bot.core.model import Kind, Suppress
 
 __all__ = ["SAMPLES", "DemoInquiry", "build_message", "sample_messages"]
 

@@ -18,13 +18,13 @@ from types import FrameType
 from rich.console import Console
 from sqlmodel import Session, col, select
 
-from bot.config import Settings
-from bot.demo_samples import sample_messages
-from bot.demo_servers import DemoServers
-from bot.service import Bot
-from bot.store import CaseRow, MessageRow, OutboxRow
+from bot.settings import Settings
+from bot.demo.samples import sample_messages
+from bot.demo.servers import DemoServers
+from bot.app.service import Bot
+from bot.adapters.store import CaseRow, MessageRow, OutboxRow
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 PRIVACY_ADDRESS = "privacy@demo.test"
 
 
@@ -140,6 +140,6 @@ class _Reporter:
 
 
 def _events_text(session: Session, case: CaseRow) -> str:
-    from bot.store import EventRow
+    from bot.adapters.store import EventRow
 
     return " ".join(e.detail for e in session.exec(select(EventRow).where(EventRow.case_id == case.id)).all())

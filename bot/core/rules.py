@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.config import read_toml
-from bot.errors import ConfigError
-from bot.model import Kind
+from bot.settings import read_toml
+from bot.core.errors import ConfigError
+from bot.core.model import Kind
 
 RULES_VERSION = 1
 
@@ -93,7 +93,7 @@ class Rules:
 
 def default_rules_path() -> Path:
     """The rule file shipped in the repository (`config/rules.toml` beside the `bot` package)."""
-    return Path(__file__).resolve().parent.parent / "config" / "rules.toml"
+    return Path(__file__).resolve().parents[2] / "config" / "rules.toml"
 
 
 def load_rules(path: Path) -> Rules:

@@ -14,17 +14,17 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
-from bot.classify import classify
-from bot.compose import build_reply, make_message_id, serialise
-from bot.config import Settings
-from bot.decide import Action, Decision, Known, decide
-from bot.mailbox import Fetched
-from bot.model import Classification, InboundEmail
-from bot.parse import parse_message
-from bot.render import Renderer
-from bot.reply_context import case_context
-from bot.rules import Rules
-from bot.store import (
+from bot.core.classify import classify
+from bot.compose.message import build_reply, make_message_id, serialise
+from bot.settings import Settings
+from bot.core.decide import Action, Decision, Known, decide
+from bot.adapters.imap import Fetched
+from bot.core.model import Classification, InboundEmail
+from bot.core.parse import parse_message
+from bot.compose.templates import Renderer
+from bot.compose.context import case_context
+from bot.core.rules import Rules
+from bot.adapters.store import (
     CaseRow,
     CursorRow,
     EventRow,

@@ -20,8 +20,8 @@ from typing import Literal
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-from bot.config import SmtpSettings
-from bot.mailbox import tls_context
+from bot.settings import SmtpSettings
+from bot.adapters.imap import tls_context
 
 log = logging.getLogger(__name__)
 

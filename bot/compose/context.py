@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.config import Settings
-from bot.model import Kind
-from bot.render import ReplyContext
-from bot.store import CaseRow
+from bot.settings import Settings
+from bot.core.model import Kind
+from bot.compose.templates import ReplyContext
+from bot.adapters.store import CaseRow
 
 
 def case_context(settings: Settings, case: CaseRow, *, inquiry_subject: str) -> ReplyContext:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.clock import Calendar, due_at
-from bot.errors import TransitionError
-from bot.model import Kind, Status
+from bot.core.clock import Calendar, due_at
+from bot.core.errors import TransitionError
+from bot.core.model import Kind, Status
 
 
 @dataclass(frozen=True)

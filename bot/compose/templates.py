@@ -25,8 +25,8 @@ import jinja2
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from bot.errors import TemplateProblem
-from bot.model import KIND_ORDER, RIGHTS_KINDS, Kind
+from bot.core.errors import TemplateProblem
+from bot.core.model import KIND_ORDER, RIGHTS_KINDS, Kind
 
 LANGUAGES: tuple[str, ...] = ("ja", "en")
 DEFAULT_LANGUAGE = "en"
@@ -86,7 +86,7 @@ class ReplyContext:
     postal_address: str  # policy.postal_address, may span lines
     response_days: int = 14
     timezone: str = "Asia/Tokyo"
-    form_attached: bool = False  # set by bot.compose.build_reply from attach_form
+    form_attached: bool = False  # set by bot.compose.message.build_reply from attach_form
 
 
 @dataclass(frozen=True)
