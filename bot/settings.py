@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.core.classify.rules import Rules, rules_from_data
 from bot.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -212,3 +213,13 @@ def _describe(exc: ValidationError, path: Path) -> str:
         shown = "" if "password" in key or err["type"] in ("missing", "extra_forbidden") else f" (got {err.get('input')!r})"
         lines.append(f"config key {key} {msg}{shown} [file {path}, or {env}]")
     return "; ".join(lines)
+
+
+def default_rules_path() -> Path:
+    """The rule file shipped in the repository (`config/rules.toml` beside the `bot` package)."""
+    return Path(__file__).resolve().parents[1] / "config" / "rules.toml"
+
+
+def load_rules(path: Path) -> Rules:
+    """The rule file, read and checked; any problem is a ConfigError naming the file and the rule."""
+    return rules_from_data(read_toml(path, "rule file", "config key paths.rules"), source=str(path))

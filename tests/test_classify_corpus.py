@@ -18,7 +18,7 @@ import pytest
 from bot.core.classify import classify
 from bot.core.model import Classification, Suppress
 from bot.core.parse import parse_message
-from bot.core.rules import default_rules_path, load_rules
+from bot.settings import default_rules_path, load_rules
 
 CORPUS = Path(os.environ.get("BOT_CORPUS_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "real")
 MANIFEST = CORPUS / "MANIFEST.tsv"

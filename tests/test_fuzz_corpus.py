@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.core.classify import classify
 from bot.core.decide import Action, Known, decide
 from bot.core.parse import parse_message
-from bot.core.rules import load_rules
+from bot.settings import load_rules
 from tests.botrun import ROOT
 
 MUTATIONS = (

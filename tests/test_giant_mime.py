@@ -32,9 +32,11 @@ from bot.core.decide import Action, Known, decide
 from bot.app.intake import Intake
 from bot.adapters.imap import Fetched
 from bot.core.model import InboundEmail, Kind
-from bot.core.parse import MAX_HEADER_VALUE, MAX_HEADERS, parse_message
+from bot.core.parse import parse_message
+from bot.core.parse.limits import MAX_HEADER_VALUE, MAX_HEADERS
 from bot.compose.templates import Renderer
-from bot.core.rules import Rules, load_rules
+from bot.core.classify.rules import Rules
+from bot.settings import load_rules
 from bot.adapters.store import MessageRow, OutboxRow, make_engine
 from tests.botrun import ROOT, bot, cases, write_config
 
@@ -183,7 +185,7 @@ def test_a_thousand_mime_parts(rules: Rules) -> None:
     assert len(mail.attachments) == 999
     assert mail.attachments[0].filename == "page-000.txt" and mail.attachments[-1].filename == "page-998.txt"
     assert {a.content_type for a in mail.attachments} == {"text/plain", "application/pdf"}
-    assert not any("MIME parts" in d for d in mail.defects)  # 1,001 parts is under the cap of 2,000
+    assert not any("MIME parts" in d for d in mail.defect_texts)  # 1,001 parts is under the cap of 2,000
     assert peak < 64 * MB, peak
     sorted_, decision = sort_and_decide(mail, rules)
     assert sorted_.kinds == (Kind.DELETION,)
@@ -225,7 +227,7 @@ def test_25mb_attachment_with_japanese_text(rules: Rules) -> None:
     raw = japanese_with_25mb_attachment()
     assert len(raw) > 33 * MB
     mail, peak = with_peak_memory(lambda: parse_message(raw))
-    assert mail.parse_error == "" and mail.defects == ()
+    assert mail.parse_error == "" and mail.defect_texts == ()
     assert mail.text.startswith(JA_DELETE)
     assert mail.subject == "個人情報の削除のお願い"
     (att,) = mail.attachments
@@ -254,7 +256,7 @@ def test_megabyte_header_line_and_5000_headers(rules: Rules) -> None:
     assert mail.message_id == "<headers-5000@customer.test>"
     assert len(mail.headers) == MAX_HEADERS
     assert mail.header("x-junk") == "a" * MAX_HEADER_VALUE
-    assert f"{1 + 5000 + 5 + 3} headers, only the first {MAX_HEADERS} kept" in mail.defects
+    assert f"{1 + 5000 + 5 + 3} headers, only the first {MAX_HEADERS} kept" in mail.defect_texts
     assert peak < 64 * MB, peak
     assert elapsed < 10, elapsed
     assert sort_and_decide(mail, rules)[0].kinds == (Kind.DELETION,)
@@ -279,7 +281,7 @@ def test_nul_bytes_in_headers_and_body(rules: Rules) -> None:
 def _strings(mail: InboundEmail) -> list[str]:
     return [mail.message_id, mail.from_addr, mail.from_name, mail.reply_to, *mail.to_addrs, mail.subject,
             mail.text, *mail.in_reply_to, *mail.references, *(v for h in mail.headers for v in h),
-            *(a.filename for a in mail.attachments), *mail.defects]
+            *(a.filename for a in mail.attachments), *mail.defect_texts]
 
 
 # --- (f) broken base64 and quoted-printable -------------------------------------------------------
@@ -307,7 +309,7 @@ def test_broken_base64_text_is_recovered(body: bytes, text: str, defect: str) ->
     assert mail.parse_error == ""
     assert mail.text == text.rstrip("\n")
     if defect:
-        assert defect in mail.defects
+        assert defect in mail.defect_texts
 
 
 @pytest.mark.parametrize(
@@ -330,7 +332,7 @@ def test_broken_quoted_printable_text_is_recovered(body: bytes, text: str) -> No
     # The damage costs the characters it touches, never the rest of the text.
     assert mail.text == text.rstrip("\n")
     damaged = text != JA_DELETE
-    assert mail.defects == (("text is not valid utf-8, invalid bytes replaced in part 1",) if damaged else ())
+    assert mail.defect_texts == (("text is not valid utf-8, invalid bytes replaced in part 1",) if damaged else ())
 
 
 # --- (g) lying charsets ---------------------------------------------------------------------------
@@ -352,7 +354,7 @@ def test_lying_charset_still_reads_japanese(declared: str, actual: str, rules: R
     assert mail.subject == "個人情報の削除"
     assert mail.text == JA_DELETE
     label = declared.replace("_", "-")
-    assert any(d.startswith(f"text is not valid {label}, read as ") and d.endswith("in part 1") for d in mail.defects)
+    assert any(d.startswith(f"text is not valid {label}, read as ") and d.endswith("in part 1") for d in mail.defect_texts)
     sorted_ = sort_and_decide(mail, rules)[0]
     assert (sorted_.language, sorted_.kinds) == ("ja", (Kind.DELETION,))
 

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.core.model import Attachment, InboundEmail
-from bot.core.parse import MAX_TEXT, parse_message
+from bot.core.parse import parse_message
+from bot.core.parse.limits import MAX_TEXT
 
 CRLF = b"\r\n"
 SYNTHETIC_ID = re.compile(r"<synthetic-[0-9a-f]{24}@privacy-bot\.invalid>")
@@ -200,7 +201,7 @@ BODY_CASES = [
 def test_body_text(raw: bytes, text: str, defects: tuple[str, ...]) -> None:
     parsed = parse_message(raw)
     assert parsed.text == text
-    assert parsed.defects == defects
+    assert parsed.defect_texts == defects
     assert parsed.html_only is False
     assert parsed.parse_error == ""
 
@@ -300,7 +301,7 @@ SUBJECT_CASES = [
 def test_subject(header: str | bytes, subject: str, defects: tuple[str, ...]) -> None:
     parsed = parse_message(mail("From: a@example.jp", header))
     assert parsed.subject == subject
-    assert parsed.defects == defects
+    assert parsed.defect_texts == defects
 
 
 def test_iso_2022_jp_message_built_by_email_package() -> None:
@@ -313,7 +314,7 @@ def test_iso_2022_jp_message_built_by_email_package() -> None:
     assert parsed.subject == "個人情報の開示について"
     assert parsed.text == "開示請求の手続きを教えてください。"
     assert (parsed.from_addr, parsed.from_name) == ("taro@example.jp", "山田 太郎")
-    assert parsed.defects == ()
+    assert parsed.defect_texts == ()
 
 
 # --- addresses, date, ids, headers ----------------------------------------------------------------
@@ -408,7 +409,7 @@ def test_date(header: str, expected: datetime | None, defects: tuple[str, ...]) 
     assert parsed.date == expected
     if expected is not None:
         assert parsed.date is not None and parsed.date.tzinfo is not None
-    assert parsed.defects == defects
+    assert parsed.defect_texts == defects
 
 
 def test_message_id_kept_with_brackets() -> None:
@@ -440,13 +441,13 @@ def test_unusable_message_id_is_synthetic(header: str, defects: tuple[str, ...])
     parsed = parse_message(mail("From: a@example.jp", header))
     assert parsed.message_id_synthetic is True
     assert SYNTHETIC_ID.fullmatch(parsed.message_id)
-    assert parsed.defects == defects
+    assert parsed.defect_texts == defects
 
 
 def test_message_id_without_brackets_gets_them() -> None:
     parsed = parse_message(mail("From: a@example.jp", "Message-ID: 1234@host.example.jp"))
     assert (parsed.message_id, parsed.message_id_synthetic) == ("<1234@host.example.jp>", False)
-    assert parsed.defects == ("Message-ID without angle brackets",)
+    assert parsed.defect_texts == ("Message-ID without angle brackets",)
 
 
 THREAD_CASES = [
@@ -672,7 +673,7 @@ def test_line_endings(raw: bytes) -> None:
         ("privacy@example.com",),
         "削除",
     )
-    assert (parsed.message_id, parsed.text, parsed.defects) == ("<m1@example.jp>", "line1\nline2", ())
+    assert (parsed.message_id, parsed.text, parsed.defect_texts) == ("<m1@example.jp>", "line1\nline2", ())
 
 
 @pytest.mark.parametrize(
@@ -713,7 +714,7 @@ def test_multipart_without_usable_boundary(content_type: str, defect: str) -> No
     assert parsed.parse_error == ""
     assert parsed.content_type == "multipart/mixed"
     assert parsed.text == "--b\nContent-Type: text/plain\n\nhello there\n--b--"
-    assert defect in parsed.defects
+    assert defect in parsed.defect_texts
 
 
 def test_garbage_with_header_like_start_does_not_raise() -> None:
@@ -735,7 +736,7 @@ def _nested(depth: int) -> bytes:
 def test_deep_nesting_is_cut() -> None:
     parsed = parse_message(_nested(60))
     assert parsed.text == ""
-    assert "MIME nesting deeper than 50 levels, inner parts skipped" in parsed.defects
+    assert "MIME nesting deeper than 50 levels, inner parts skipped" in parsed.defect_texts
     assert parse_message(_nested(10)).text == "deep"
 
 
@@ -743,7 +744,7 @@ def test_deep_nesting_is_cut() -> None:
 def test_absurd_nesting_keeps_the_headers() -> None:
     parsed = parse_message(_nested(2000))
     assert (parsed.parse_error, parsed.from_addr, parsed.text) == ("", "a@example.jp", "")
-    assert parsed.defects == ("MIME structure could not be parsed (RecursionError), body skipped",)
+    assert parsed.defect_texts == ("MIME structure could not be parsed (RecursionError), body skipped",)
 
 
 @pytest.mark.timeout(20)
@@ -752,7 +753,7 @@ def test_too_many_parts() -> None:
     raw = f'From: a@example.jp\nContent-Type: multipart/mixed; boundary="b"\n\n{parts}--b--\n'.encode()
     parsed = parse_message(raw)
     assert len(parsed.attachments) == 1999  # part 1 is the multipart itself
-    assert "more than 2000 MIME parts, the rest skipped" in parsed.defects
+    assert "more than 2000 MIME parts, the rest skipped" in parsed.defect_texts
 
 
 @pytest.mark.timeout(20)
@@ -790,7 +791,7 @@ def test_hostile_html_is_fast_and_capped(markup: str) -> None:
 def test_long_text_is_capped() -> None:
     parsed = parse_message(mail("From: a@example.jp", body=b"a" * (MAX_TEXT + 10)))
     assert len(parsed.text) == MAX_TEXT
-    assert parsed.defects == (f"text cut to {MAX_TEXT} characters",)
+    assert parsed.defect_texts == (f"text cut to {MAX_TEXT} characters",)
 
 
 FRAGMENTS = st.sampled_from(

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from bot.core.model import InboundEmail
-from bot.core.parse import MAX_TEXT, parse_message
+from bot.core.parse import parse_message
+from bot.core.parse.limits import MAX_TEXT
 
 CORPUS = Path(
     os.environ.get("BOT_CORPUS_DIR")

@@ -33,7 +33,8 @@ from bot.core.decide import Action, Decision, Known, decide
 from bot.core.model import Classification, InboundEmail
 from bot.core.parse import parse_message
 from bot.compose.templates import Renderer, one_line, sample_context
-from bot.core.rules import Rules, load_rules
+from bot.core.classify.rules import Rules
+from bot.settings import load_rules
 from tests.botrun import ROOT
 
 BOT = "privacy@bot.test"
@@ -234,7 +235,7 @@ def storable(mail: InboundEmail) -> list[str]:
     return [mail.message_id, mail.from_addr, mail.from_name, mail.reply_to, *mail.to_addrs, mail.subject,
             mail.text, *mail.in_reply_to, *mail.references, *(v for h in mail.headers for v in h),
             *(v for a in mail.attachments for v in (a.filename, a.content_type)), mail.content_type,
-            mail.report_type, *mail.defects, mail.parse_error]
+            mail.report_type, *mail.defect_texts, mail.parse_error]
 
 
 def check_parsed(mail: InboundEmail) -> None:
@@ -340,7 +341,7 @@ def test_built_mail_is_parsed_and_honest_text_comes_back(built: Built) -> None:
     # A bare line break in a header can end the header block early; then the MIME structure is body text.
     for leaf in plain_leaves(built.tree) if built.well_formed else []:
         if leaf.honest and tidy(leaf.text):
-            assert tidy(leaf.text) in mail.text, (leaf, mail.text, mail.defects)
+            assert tidy(leaf.text) in mail.text, (leaf, mail.text, mail.defect_texts)
     sort_and_decide(mail)
 
 

@@ -16,7 +16,7 @@ from bot.adapters.imap import Fetched
 from bot.adapters.smtp import Mailer
 from bot.app.outbox import FlushReport, flush
 from bot.compose.templates import Renderer
-from bot.core.rules import load_rules
+from bot.settings import load_rules
 from bot.adapters.store import CaseRow, EventRow, OutboxRow, make_engine
 from bot.app.sweep import sweep_once
 from bot.adapters.locks import Presence

@@ -16,7 +16,7 @@ from bot.settings import load_settings
 from bot.app.intake import Intake
 from bot.adapters.imap import Fetched
 from bot.compose.templates import Renderer
-from bot.core.rules import load_rules
+from bot.settings import load_rules
 from bot.adapters.store import OutboxRow, make_engine
 from tests.botrun import ROOT, bot, bot_process, cases, write_config
 from tests.factories import mail_bytes

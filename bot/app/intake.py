@@ -23,7 +23,7 @@ from bot.core.model import Classification, InboundEmail
 from bot.core.parse import parse_message
 from bot.compose.templates import Renderer
 from bot.compose.context import case_context
-from bot.core.rules import Rules
+from bot.core.classify.rules import Rules
 from bot.adapters.store import (
     CaseRow,
     CursorRow,
@@ -199,7 +199,7 @@ class Intake:
             reason=decision.reason[:1000],
             size=mail.size,
             attachments="\n".join(f"{a.filename} ({a.content_type}, {a.size})" for a in mail.attachments[:100]),
-            defects="\n".join(mail.defects[:50]),
+            defects="\n".join(mail.defect_texts[:50]),
             mailbox_uid=fetched.uid,
             body=mail.text if keep else None,
         )

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
-from bot.settings import Settings
+from bot.settings import Settings, load_rules
 from bot.app.digest_job import daily_digest_due, queue_digest
 from bot.core.errors import ConfigError, MailboxError
 from bot.app.intake import Intake, Outcome
@@ -29,7 +29,8 @@ from bot.adapters.imap import NETWORK_ERRORS, Mailbox, Selected
 from bot.adapters.smtp import Mailer
 from bot.app.outbox import FlushReport, flush
 from bot.compose.templates import Renderer, check_all
-from bot.core.rules import Rules, load_rules
+from bot.core.classify.rules import Rules
+from bot.settings import load_rules
 from bot.adapters.store import CursorRow, LedgerRow, make_engine, transaction
 from bot.app.sweep import sweep_once
 from bot.adapters.locks import Presence

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """What a customer asks for (SPEC section 4)."""
 
     DISCLOSURE = "disclosure"
@@ -29,7 +29,7 @@ RIGHTS_KINDS: frozenset[Kind] = frozenset(
 KIND_ORDER: tuple[Kind, ...] = tuple(Kind)
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     AWAITING_DOCUMENTS = "awaiting_documents"
     IN_PROGRESS = "in_progress"
     RESPONDED = "responded"
@@ -37,7 +37,7 @@ class Status(str, enum.Enum):
     NEEDS_STAFF = "needs_staff"
 
 
-class Suppress(str, enum.Enum):
+class Suppress(enum.StrEnum):
     """Why a mail must never get an automatic reply."""
 
     BOUNCE = "bounce"
@@ -46,6 +46,111 @@ class Suppress(str, enum.Enum):
     NO_REPLY_SENDER = "no_reply_sender"
     OWN_ADDRESS = "own_address"
     INVALID_ADDRESS = "invalid_address"
+
+
+OPEN_STATUSES: frozenset[Status] = frozenset({Status.AWAITING_DOCUMENTS, Status.IN_PROGRESS, Status.NEEDS_STAFF})
+
+
+class Action(enum.StrEnum):
+    """What the bot did with a mail: an inbound mail's outcome, or why an outbound one was written."""
+
+    NEW_CASE = "new_case"
+    FOLLOW_UP = "follow_up"  # joins an existing case, no acknowledgement
+    IGNORED = "ignored"  # bounce, auto-reply, bulk...: recorded, never answered
+    DUPLICATE = "duplicate"  # the same Message-ID was already taken in
+    QUARANTINED = "quarantined"  # could not be understood; staff look at it
+    REPLY = "reply"  # outbound: an acknowledgement (or a staff reply)
+    REMINDER = "reminder"  # outbound: a follow-up to the customer
+
+
+class Flag(enum.StrEnum):
+    """Warnings for staff on a case."""
+
+    DMARC_FAIL = "dmarc_fail"  # the sender's domain says this mail is not from it
+    OTHER_SENDER = "other_sender"  # a follow-up came from an address other than the requester's
+    CLASSIFIER_ERROR = "classifier_error"  # the sorter failed on this mail
+
+
+class EventKind(enum.StrEnum):
+    """The lines of a case history."""
+
+    OPENED = "opened"
+    FLAGGED = "flagged"
+    REPLY_QUEUED = "reply_queued"
+    REPLY_WITHHELD = "reply_withheld"
+    REMINDER_QUEUED = "reminder_queued"
+    CUSTOMER_MESSAGE = "customer_message"
+    STAFF_ALERTED = "staff_alerted"
+    DOCUMENTS_RECEIVED = "documents_received"
+    EXTENDED = "extended"
+    RESPONDED = "responded"
+    CLOSED = "closed"
+    ABANDONED = "abandoned"
+    KINDS_SET = "kinds_set"
+    SENT = "sent"
+    SEND_FAILED = "send_failed"
+    SEND_UNCERTAIN = "send_uncertain"
+    PURGED = "purged"
+
+
+class Delivery(enum.StrEnum):
+    """Where an outbox row is: pending -> claimed (by a worker) -> committing (final "." about to be
+    written) -> sent; or back to pending (retry), failed (refused for good), uncertain (may have been
+    delivered: never sent again)."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    COMMITTING = "committing"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+IN_FLIGHT: frozenset[Delivery] = frozenset({Delivery.CLAIMED, Delivery.COMMITTING})
+
+
+def kinds_in_order(kinds: set[Kind] | frozenset[Kind] | tuple[Kind, ...]) -> tuple[Kind, ...]:
+    return tuple(k for k in KIND_ORDER if k in kinds)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who the bot's mail comes from, and how Japanese text is encoded (from the settings)."""
+
+    address: str
+    name: str
+    japanese_charset: str = "utf-8"
+
+    @property
+    def domain(self) -> str:
+        """The privacy address's domain, for Message-IDs; a placeholder when the address has none."""
+        return self.address.rpartition("@")[2] or "privacy-bot.invalid"
+
+
+class DefectCode(enum.StrEnum):
+    """Kinds of trouble the parser worked around."""
+
+    CHARSET = "charset"  # text not in its declared charset, or in none
+    TOO_MANY_HEADERS = "too_many_headers"
+    BAD_DATE = "bad_date"
+    MESSAGE_ID = "message_id"  # unusable or without angle brackets
+    MIME = "mime"  # a structural defect the email package found
+    TOO_MANY_PARTS = "too_many_parts"
+    TOO_DEEP = "too_deep"
+    STRUCTURE = "structure"  # the MIME structure could not be parsed at all
+    HTML = "html"
+    TEXT_CUT = "text_cut"
+
+
+@dataclass(frozen=True)
+class Defect:
+    """Something wrong with a mail that could be worked around: what kind, and in words where."""
+
+    code: DefectCode
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -82,7 +187,7 @@ class InboundEmail:
     report_type: str  # the report-type parameter of multipart/report, lower-cased, or ""
     size: int  # bytes of the raw message as received (or as reported by IMAP when fetched in part)
     truncated: bool = False  # fetched in part because it was too large
-    defects: tuple[str, ...] = ()  # what was wrong but could be worked around
+    defects: tuple[Defect, ...] = ()  # what was wrong but could be worked around
     parse_error: str = ""  # non-empty: the mail could not be understood; quarantine it with this reason
 
     def header(self, name: str) -> str:
@@ -96,6 +201,10 @@ class InboundEmail:
     def header_all(self, name: str) -> tuple[str, ...]:
         name = name.lower()
         return tuple(value for key, value in self.headers if key == name)
+
+    @property
+    def defect_texts(self) -> tuple[str, ...]:
+        return tuple(d.text for d in self.defects)
 
     @property
     def reply_address(self) -> str:
@@ -120,7 +229,7 @@ class Classification:
     suppress: Suppress | None = None  # set: never reply
     suppress_evidence: str = ""  # which header/heuristic decided it
     ref: str = ""  # case reference found in the subject, e.g. "PRV-2026-00042"
-    flags: tuple[str, ...] = ()  # warnings for staff, e.g. "dmarc_fail"
+    flags: tuple[Flag, ...] = ()  # warnings for staff
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The sorter's rule file (`config/rules.toml`): loaded and checked once at start-up.
+"""The sorter's rule file (`config/rules.toml`) as values, checked once at start-up.
 
-`load_rules` turns the TOML into frozen `Rules` with every regular expression compiled.
+`rules_from_data` turns the parsed TOML (read by `bot.settings.load_rules`) into frozen `Rules` with every regular expression compiled.
 Any problem (bad TOML, missing or unknown key, unknown kind, bad regular expression,
 a pattern that could never match normalised text or that matches everything) is a
 `ConfigError` naming the file and the rule id or key.
@@ -14,10 +14,8 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bot.settings import read_toml
 from bot.core.errors import ConfigError
 from bot.core.model import Kind
 
@@ -89,15 +87,6 @@ class Rules:
     bulk: BulkRules
     address: AddressRules
     source: str = ""  # the file the rules came from, for messages
-
-
-def default_rules_path() -> Path:
-    """The rule file shipped in the repository (`config/rules.toml` beside the `bot` package)."""
-    return Path(__file__).resolve().parents[2] / "config" / "rules.toml"
-
-
-def load_rules(path: Path) -> Rules:
-    return rules_from_data(read_toml(path, "rule file", "config key paths.rules"), source=str(path))
 
 
 def rules_from_data(data: Mapping[str, Any], *, source: str = "<rules>") -> Rules:
