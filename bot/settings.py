@@ -20,6 +20,9 @@ from bot.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from bot.core.clock import Calendar
+    from bot.core.followups import FollowupPolicy
+    from bot.core.lifecycle import CasePolicy
+    from bot.core.model import Sender
 
 DEFAULT_CONFIG = Path("config/bot.toml")
 Security = Literal["ssl", "starttls", "none"]
@@ -155,6 +158,30 @@ class Settings(BaseSettings):
         from bot.core.clock import Calendar
 
         return Calendar(self.zone, self.policy.day_count == "business", tuple(self.policy.closures))
+
+    @property
+    def sender(self) -> "Sender":
+        """Who the bot's mail comes from."""
+        from bot.core.model import Sender
+
+        return Sender(self.smtp.from_address, self.smtp.from_name, self.smtp.japanese_charset)
+
+    @property
+    def case_policy(self) -> "CasePolicy":
+        from bot.core.lifecycle import CasePolicy
+
+        return CasePolicy(self.policy.response_days, self.zone, self.calendar)
+
+    @property
+    def followup_policy(self) -> "FollowupPolicy":
+        from bot.core.followups import FollowupPolicy
+
+        return FollowupPolicy(tuple(self.policy.reminder_days), self.policy.abandon_days)
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """The bot's own addresses: mail from them is never answered."""
+        return frozenset(a.lower() for a in (self.smtp.from_address, self.mailbox.username) if "@" in a)
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain data with every secret replaced by '***'."""

@@ -64,8 +64,11 @@ def bot(config: Path, *args: str, env: dict[str, str] | None = None, timeout: fl
 
 
 def bot_process(config: Path, *args: str, env: dict[str, str] | None = None,
-                stderr: Any = subprocess.PIPE) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "--config", str(config), *args],
+                stderr: Any = subprocess.PIPE, pause_after_reply: Path | None = None) -> subprocess.Popen[str]:
+    """`run_bot.py` as a process; with `pause_after_reply`, one that stops for good (writing that file)
+    once the first reply is recorded and before it is sent (tests/paused_run.py)."""
+    entry = [str(ROOT / "run_bot.py")] if pause_after_reply is None else ["-m", "tests.paused_run", str(pause_after_reply)]
+    return subprocess.Popen([sys.executable, *entry, "--config", str(config), *args],
                             cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=stderr,
                             env={**os.environ, **(env or {})})
 

@@ -74,7 +74,8 @@ def test_config_show_masks_secrets(cfg: Path) -> None:
 def test_staff_commands_from_the_command_line(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
-    from bot.adapters.store import CaseRow, make_engine, transaction
+    from bot.adapters.store.engine import make_engine, transaction
+    from bot.adapters.store.tables import CaseRow
 
     db = f"sqlite:///{tmp_path}/bot.db"
     engine = make_engine(db)
@@ -111,7 +112,8 @@ def test_purge_erases_personal_data_of_old_closed_cases(tmp_path: Path) -> None:
 
     from sqlmodel import Session, select
 
-    from bot.adapters.store import CaseRow, MessageRow, make_engine, transaction
+    from bot.adapters.store.engine import make_engine, transaction
+    from bot.adapters.store.tables import CaseRow, MessageRow
 
     db = f"sqlite:///{tmp_path}/bot.db"
     engine = make_engine(db)

@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from bot.compose.digest import Digest, build_digest, render_digest
-from bot.staff.actions import digest_facts
-from bot.adapters.store import CaseRow, MessageRow, OutboxRow, make_engine, transaction
+from bot.adapters.store.cases import digest_facts
+from bot.compose.notices import StaffTemplates
+from bot.core.digest import Digest, build_digest
+from bot.adapters.store.engine import make_engine, transaction
+from bot.adapters.store.tables import CaseRow, MessageRow, OutboxRow
 from tests.botrun import ROOT, write_config
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -68,6 +70,10 @@ def seeded(url: str, cases: list[CaseRow], *, acked: tuple[str, ...] = ()) -> En
         for m in QUARANTINE:
             session.add(MessageRow.model_validate(m.model_dump()))
     return engine
+
+
+def render_digest(digest: Digest, lang: str, templates: Path) -> tuple[str, str, str]:
+    return StaffTemplates(templates, lang).digest(digest)
 
 
 def digest_of(engine: Engine, *, since: datetime = AS_OF - timedelta(days=1), ack_target_hours: int = 1,

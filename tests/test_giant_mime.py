@@ -30,6 +30,7 @@ from bot.core.classify import classify
 from bot.settings import load_settings
 from bot.core.decide import Action, Known, decide
 from bot.app.intake import Intake
+from bot.app.mailing import Mailing
 from bot.adapters.imap import Fetched
 from bot.core.model import InboundEmail, Kind
 from bot.core.parse import parse_message
@@ -37,7 +38,8 @@ from bot.core.parse.limits import MAX_HEADER_VALUE, MAX_HEADERS
 from bot.compose.templates import Renderer
 from bot.core.classify.rules import Rules
 from bot.settings import load_rules
-from bot.adapters.store import MessageRow, OutboxRow, make_engine
+from bot.adapters.store.engine import make_engine
+from bot.adapters.store.tables import MessageRow, OutboxRow
 from tests.botrun import ROOT, bot, cases, write_config
 
 T = TypeVar("T")
@@ -370,7 +372,7 @@ def test_utf8_labelled_latin1_reads_japanese() -> None:
 def intake(tmp_path: Path, rules: Rules) -> Intake:
     url = f"sqlite:///{tmp_path}/bot.db"
     cfg = write_config(tmp_path, imap_port=1, smtp_port=1, db_url=url)
-    return Intake(load_settings(cfg), make_engine(url), Renderer(ROOT / "templates"), rules)
+    return Intake(Mailing(load_settings(cfg), Renderer(ROOT / "templates")), make_engine(url), rules)
 
 
 HOSTILE: dict[str, Callable[[], bytes]] = {

@@ -12,10 +12,12 @@ from sqlmodel import Session, select
 
 from bot.settings import load_settings
 from bot.app.intake import Intake
+from bot.app.mailing import Mailing
 from bot.adapters.imap import Fetched
 from bot.compose.templates import Renderer
 from bot.settings import load_rules
-from bot.adapters.store import CaseRow, EventRow, LedgerRow, MessageRow, OutboxRow, make_engine
+from bot.adapters.store.engine import make_engine
+from bot.adapters.store.tables import CaseRow, EventRow, LedgerRow, MessageRow, OutboxRow
 from tests.botrun import ROOT, write_config
 from tests.factories import mail_bytes
 
@@ -27,7 +29,7 @@ BOX = "bot@127.0.0.1:10143/INBOX"
 def intake(tmp_path: Path, db_url: str) -> Iterator[Intake]:
     settings = load_settings(write_config(tmp_path, imap_port=10143, smtp_port=10025, db_url=db_url))
     engine = make_engine(db_url)
-    yield Intake(settings, engine, Renderer(ROOT / "templates"), load_rules(ROOT / "config" / "rules.toml"))
+    yield Intake(Mailing(settings, Renderer(ROOT / "templates")), engine, load_rules(ROOT / "config" / "rules.toml"))
     engine.dispose()
 
 

@@ -5,10 +5,24 @@ import pytest
 
 from bot.core.clock import due_at, parse_when
 from bot.core.errors import TransitionError
-from bot.core.lifecycle import CaseState, Close, DocsReceived, Extend, Responded, transition
-from bot.core.model import Kind, Status
+from bot.core.lifecycle import (
+    Abandoned,
+    CasePolicy,
+    CaseState,
+    Close,
+    CustomerWrote,
+    DocsReceived,
+    Extend,
+    KindsSet,
+    Opened,
+    Responded,
+    transition,
+)
+from bot.core.model import EventKind, Flag, Kind, Status
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+POLICY = CasePolicy(response_days=14, zone=TOKYO)
+ON = datetime(2026, 12, 4, 12, 0, tzinfo=TOKYO)
 
 
 def state(status: Status, **kw) -> CaseState:
@@ -40,14 +54,14 @@ def test_parse_when_accepts_date_and_datetime():
 
 def test_full_path():
     on = datetime(2026, 12, 4, 12, 0, tzinfo=TOKYO)
-    s, line = transition(state(Status.AWAITING_DOCUMENTS), DocsReceived(on), response_days=14, zone=TOKYO)
+    s, notes = transition(state(Status.AWAITING_DOCUMENTS), DocsReceived(on), POLICY)
     assert s.status is Status.IN_PROGRESS and s.due_at == datetime(2026, 12, 18, 23, 59, 59, tzinfo=TOKYO)
-    assert "2026-12-18" in line
-    s, line = transition(s, Extend(7, "documents illegible"), response_days=14, zone=TOKYO)
-    assert s.due_at == datetime(2026, 12, 25, 23, 59, 59, tzinfo=TOKYO) and "illegible" in line
-    s, _ = transition(s, Responded(on), response_days=14, zone=TOKYO)
+    assert notes[0].kind is EventKind.DOCUMENTS_RECEIVED and "2026-12-18" in notes[0].detail
+    s, notes = transition(s, Extend(7, "documents illegible"), POLICY)
+    assert s.due_at == datetime(2026, 12, 25, 23, 59, 59, tzinfo=TOKYO) and "illegible" in notes[0].detail
+    s, _ = transition(s, Responded(on), POLICY)
     assert s.status is Status.RESPONDED and s.responded_at == on
-    s, _ = transition(s, Close(on, "done"), response_days=14, zone=TOKYO)
+    s, _ = transition(s, Close(on, "done"), POLICY)
     assert s.status is Status.CLOSED
 
 
@@ -60,11 +74,17 @@ def test_full_path():
         (state(Status.IN_PROGRESS, due_at=datetime(2026, 1, 1, tzinfo=TOKYO)), Extend(0, "x"), "positive"),
         (state(Status.IN_PROGRESS, due_at=datetime(2026, 1, 1, tzinfo=TOKYO)), Extend(3, " "), "reason"),
         (state(Status.AWAITING_DOCUMENTS), Responded(datetime(2026, 1, 1, tzinfo=TOKYO)), "cannot be marked"),
+        (state(Status.IN_PROGRESS), Abandoned(ON), "not waiting for documents"),
+        (state(Status.AWAITING_DOCUMENTS), KindsSet((Kind.DELETION,)), "only a needs_staff case"),
+        (state(Status.NEEDS_STAFF), KindsSet(()), "at least one kind"),
+        (state(Status.CLOSED), KindsSet((Kind.DELETION,)), "closed"),
+        (state(Status.NEEDS_STAFF), Opened((Kind.GENERAL,)), "already open"),
+        (None, DocsReceived(ON), "no such case"),
     ],
 )
 def test_invalid_transitions_are_clear_errors(start, event, message):
     with pytest.raises(TransitionError, match=message):
-        transition(start, event, response_days=14, zone=TOKYO)
+        transition(start, event, POLICY)
 
 
 from bot.core.clock import Calendar  # noqa: E402
@@ -103,3 +123,37 @@ def test_bad_closure_is_rejected(bad):
 
     with pytest.raises(ValueError):
         parse_closure(bad)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "status"),
+    [
+        ((Kind.DELETION, Kind.MARKETING_OPT_OUT), Status.AWAITING_DOCUMENTS),
+        ((Kind.MARKETING_OPT_OUT,), Status.IN_PROGRESS),
+        ((Kind.GENERAL,), Status.NEEDS_STAFF),
+        ((), Status.NEEDS_STAFF),
+    ],
+)
+def test_opening_a_case_chooses_its_status_from_its_kinds(kinds, status):
+    s, notes = transition(None, Opened(kinds, (Flag.DMARC_FAIL,), "why"), POLICY)
+    assert s.status is status and s.kinds == (kinds or (Kind.GENERAL,)) and s.flags == (Flag.DMARC_FAIL,)
+    assert [(n.kind, n.detail) for n in notes] == [(EventKind.OPENED, "why"), (EventKind.FLAGGED, "dmarc_fail")]
+
+
+def test_a_customer_mail_from_someone_else_flags_the_case_even_when_closed():
+    start = state(Status.CLOSED)
+    same, notes = transition(start, CustomerWrote("<m@x>", "joins", True, "a@x"), POLICY)
+    assert same == start and [n.kind for n in notes] == [EventKind.CUSTOMER_MESSAGE]
+    other, notes = transition(start, CustomerWrote("<m@x>", "joins", False, "b@x"), POLICY)
+    assert other.flags == (Flag.OTHER_SENDER,) and other.status is Status.CLOSED
+    assert [n.kind for n in notes] == [EventKind.CUSTOMER_MESSAGE, EventKind.FLAGGED] and "b@x" in notes[1].detail
+    again, _ = transition(other, CustomerWrote("<n@x>", "joins", False, "b@x"), POLICY)
+    assert again.flags == (Flag.OTHER_SENDER,)
+
+
+def test_abandoning_and_re_sorting():
+    closed, notes = transition(state(Status.AWAITING_DOCUMENTS), Abandoned(ON), POLICY)
+    assert (closed.status, closed.closed_at, notes[0].kind) == (Status.CLOSED, ON, EventKind.ABANDONED)
+    sorted_, notes = transition(state(Status.NEEDS_STAFF), KindsSet((Kind.MARKETING_OPT_OUT, Kind.DELETION)), POLICY)
+    assert sorted_.kinds == (Kind.DELETION, Kind.MARKETING_OPT_OUT) and sorted_.status is Status.AWAITING_DOCUMENTS
+    assert notes[0].detail == "kinds set to deletion,marketing_opt_out; status awaiting_documents"

@@ -15,8 +15,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.app.outbox import claim, recover
-from bot.adapters.store import CaseRow, EventRow, OutboxRow, make_engine, transaction
+from bot.adapters.store.outbox import claim
+from bot.app.outbox import recover
+from bot.adapters.store.engine import make_engine, transaction
+from bot.adapters.store.tables import CaseRow, EventRow, OutboxRow
 from bot.adapters.locks import Presence
 from tests.botrun import bot_process, cases, wait_for_line, write_config
 from tests.factories import mail_bytes
@@ -45,7 +47,7 @@ def test_a_row_is_claimed_by_one_worker_only(db_url: str) -> None:
     engine = make_engine(db_url)
     _rows(engine, 400)
     with Presence(engine) as a, Presence(engine) as b, ThreadPoolExecutor(2) as pool:
-        got_a, got_b = pool.map(lambda w: [e.key for e in claim(engine, w.id, NOW, 1000)], (a, b))
+        got_a, got_b = pool.map(lambda w: [key for key, _to, _raw in claim(engine, w.id, NOW, 1000)], (a, b))
         assert not set(got_a) & set(got_b)
         assert len(got_a) + len(got_b) == 400
         assert claim(engine, a.id, NOW, 1000) == []

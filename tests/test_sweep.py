@@ -12,12 +12,15 @@ from sqlmodel import Session, select
 
 from bot.settings import Settings, load_settings
 from bot.app.intake import Intake
+from bot.app.mailing import Mailing
+from bot.app.notify import Notifier
 from bot.adapters.imap import Fetched
 from bot.adapters.smtp import Mailer
 from bot.app.outbox import FlushReport, flush
 from bot.compose.templates import Renderer
 from bot.settings import load_rules
-from bot.adapters.store import CaseRow, EventRow, OutboxRow, make_engine
+from bot.adapters.store.engine import make_engine
+from bot.adapters.store.tables import CaseRow, EventRow, OutboxRow
 from bot.app.sweep import sweep_once
 from bot.adapters.locks import Presence
 from tests.botrun import ROOT, write_config
@@ -54,7 +57,7 @@ def restart(settings: Settings, engines: list):
 
 def test_reminders_and_abandonment_happen_once_on_the_right_day(settings, engines, smtp_sink) -> None:
     engine, renderer = restart(settings, engines)
-    intake = Intake(settings, engine, renderer, load_rules(ROOT / "config" / "rules.toml"))
+    intake = Intake(Mailing(settings, renderer), engine, load_rules(ROOT / "config" / "rules.toml"))
     en = mail_bytes(sender="ruth@example.com", subject="My data", message_id="<r@x>",
                     body="Please send me a copy of my personal data.")
     ja = legacy_japanese_mail(sender="ken@example.jp", subject="削除", body="私の個人情報を削除してください。",
@@ -68,7 +71,7 @@ def test_reminders_and_abandonment_happen_once_on_the_right_day(settings, engine
     for day in (1, 13, 14, 14, 15, 27, 28, 29, 40, 59, 60, 61):
         engine, renderer = restart(settings, engines)
         now = T0 + timedelta(days=day, hours=1)
-        done = sweep_once(engine, settings, renderer, now)
+        done = sweep_once(engine, Mailing(settings, renderer), Notifier(settings), now)
         send(engine, settings, now)
         timeline.setdefault(day, []).extend(sorted(f"{f.ref[-1]}:{f.purpose}" for f in done))
     assert timeline == {1: [], 13: [], 14: ["1:reminder14", "2:reminder14"], 15: [], 27: [],
@@ -94,14 +97,14 @@ def test_reminders_and_abandonment_happen_once_on_the_right_day(settings, engine
 
 def test_a_second_sweep_from_another_process_queues_nothing(settings, engines) -> None:
     engine, renderer = restart(settings, engines)
-    intake = Intake(settings, engine, renderer, load_rules(ROOT / "config" / "rules.toml"))
+    intake = Intake(Mailing(settings, renderer), engine, load_rules(ROOT / "config" / "rules.toml"))
     raw = mail_bytes(sender="ruth@example.com", subject="My data", message_id="<r@x>",
                      body="Please send me a copy of my personal data.")
     intake.take_in("box", 1, Fetched(1, raw, len(raw), False), T0)
     now = T0 + timedelta(days=14, hours=1)
     other, _ = restart(settings, engines)
-    first = sweep_once(engine, settings, renderer, now)
-    second = sweep_once(other, settings, renderer, now)
+    first = sweep_once(engine, Mailing(settings, renderer), Notifier(settings), now)
+    second = sweep_once(other, Mailing(settings, renderer), Notifier(settings), now)
     assert [f.purpose for f in first] == ["reminder14"] and second == []
     with Session(engine) as s:
         assert len(s.exec(select(OutboxRow).where(OutboxRow.purpose == "reminder14")).all()) == 1
@@ -131,29 +134,31 @@ def test_staff_warned_before_due_and_escalated_once_a_day_when_overdue(settings,
     from zoneinfo import ZoneInfo
 
     from bot.staff import actions as staff
+    from bot.core.lifecycle import CasePolicy
     from bot.core.lifecycle import DocsReceived, Responded
 
     staffed = settings.model_copy(update={"staff": settings.staff.model_copy(
         update={"digest_recipients": ["dpo@example.com"], "language": "ja"})})
     engine, renderer = restart(staffed, engines)
-    intake = Intake(staffed, engine, renderer, load_rules(ROOT / "config" / "rules.toml"))
+    intake = Intake(Mailing(staffed, renderer), engine, load_rules(ROOT / "config" / "rules.toml"))
     raw = mail_bytes(sender="ruth@example.com", subject="My data", message_id="<r@x>",
                      body="Please send me a copy of my personal data.")
     ref = intake.take_in("box", 1, Fetched(1, raw, len(raw), False), T0).ref
     tokyo = ZoneInfo("Asia/Tokyo")
-    staff.apply(engine, ref, DocsReceived(T0 + timedelta(days=2)), now=T0 + timedelta(days=2), response_days=14,
-                zone=tokyo, event_kind="documents_received")  # due 2026-12-17 23:59:59 JST
+    policy = CasePolicy(response_days=14, zone=tokyo)
+    staff.apply(engine, ref, DocsReceived(T0 + timedelta(days=2)), now=T0 + timedelta(days=2), policy=policy,
+                actor="staff")  # due 2026-12-17 23:59:59 JST
 
     def sweep(day: float) -> list[str]:
         engine, renderer = restart(staffed, engines)
-        return [f.purpose for f in sweep_once(engine, staffed, renderer, T0 + timedelta(days=day))]
+        return [f.purpose for f in sweep_once(engine, Mailing(staffed, renderer), Notifier(staffed), T0 + timedelta(days=day))]
 
     assert sweep(10) == []
     assert sweep(14) == ["warn-due"] and sweep(14.5) == []
     assert sweep(17) == ["escalate-2026-12-18"] and sweep(17.1) == []
     assert sweep(18) == ["escalate-2026-12-19"]
-    staff.apply(engine, ref, Responded(T0 + timedelta(days=18)), now=T0 + timedelta(days=18), response_days=14,
-                zone=tokyo, event_kind="responded")
+    staff.apply(engine, ref, Responded(T0 + timedelta(days=18)), now=T0 + timedelta(days=18), policy=policy,
+                actor="staff")
     assert sweep(19) == []
     send(engine, staffed, T0 + timedelta(days=19))
     alerts = [m for m in smtp_sink.wait_for(4) if m.rcpt_tos == ("dpo@example.com",)]

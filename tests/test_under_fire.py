@@ -14,10 +14,12 @@ from sqlmodel import Session, select
 
 from bot.settings import load_settings
 from bot.app.intake import Intake
+from bot.app.mailing import Mailing
 from bot.adapters.imap import Fetched
 from bot.compose.templates import Renderer
 from bot.settings import load_rules
-from bot.adapters.store import OutboxRow, make_engine
+from bot.adapters.store.engine import make_engine
+from bot.adapters.store.tables import OutboxRow
 from tests.botrun import ROOT, bot, bot_process, cases, write_config
 from tests.factories import mail_bytes
 from tests.test_end_to_end import INQUIRIES, inquiry_bytes
@@ -30,7 +32,7 @@ def test_two_bots_mailing_each_other_answer_at_most_once(tmp_path: Path) -> None
         cfg = write_config(tmp_path / name, imap_port=1, smtp_port=1, db_url=f"sqlite:///{tmp_path}/{name}.db")
         cfg.write_text(cfg.read_text().replace("privacy@bot.test", address))
         engine = make_engine(f"sqlite:///{tmp_path}/{name}.db")
-        return Intake(load_settings(cfg), engine, Renderer(ROOT / "templates"), load_rules(ROOT / "config" / "rules.toml"))
+        return Intake(Mailing(load_settings(cfg), Renderer(ROOT / "templates")), engine, load_rules(ROOT / "config" / "rules.toml"))
 
     a, b = make("a", "privacy@a.example"), make("b", "privacy@b.example")
     first = mail_bytes(sender="privacy@a.example", to="privacy@b.example", subject="Please delete my data",

@@ -20,6 +20,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from bot.settings import MailboxSettings
+from bot.adapters.tls import tls_context
 from bot.core.errors import MailboxError
 
 log = logging.getLogger(__name__)
@@ -46,14 +47,6 @@ class Selected:
     uidvalidity: int
     uidnext: int
     can_idle: bool
-
-
-def tls_context(verify: bool, ca_file: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=ca_file or None)
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Mailbox:

@@ -12,23 +12,34 @@ knows may have gone out, which it must not send twice. The window in which the r
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from bot.settings import SmtpSettings
-from bot.adapters.imap import tls_context
+from bot.adapters.tls import tls_context
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["sent", "retry", "failed", "uncertain", "released"]
-# sent: the server said 250. retry: not delivered, worth trying again. failed: refused for good.
-# uncertain: the "." was written but no answer came; it may have been delivered.
-# released: `commit` said no (another worker owns the row now); nothing was delivered.
+
+
+class SendOutcome(enum.Enum):
+    SENT = "sent"  # the server said 250
+    RETRY = "retry"  # not delivered, worth trying again
+    FAILED = "failed"  # refused for good
+    UNCERTAIN = "uncertain"  # the "." was written but no answer came; it may have been delivered
+    RELEASED = "released"  # `commit` said no (another worker owns the row now); nothing was delivered
+
+
+def outcome_for(code: int) -> SendOutcome:
+    """What an SMTP reply code means for a message: 250 sent, 5xx refused for good, else try again."""
+    if code == 250:
+        return SendOutcome.SENT
+    return SendOutcome.FAILED if code >= 500 else SendOutcome.RETRY
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,12 @@ class Envelope:
 @dataclass(frozen=True)
 class SendResult:
     key: int
-    outcome: Outcome
+    outcome: SendOutcome
     error: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "sent"
+        return self.outcome is SendOutcome.SENT
 
 
 def _allow(_key: int) -> bool:
@@ -99,12 +110,12 @@ class Mailer:
                     try:
                         await smtp.connect()
                     except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-                        results.append(SendResult(env.key, "retry", _describe(exc)))
+                        results.append(SendResult(env.key, SendOutcome.RETRY, _describe(exc)))
                         smtp = None
                         continue
                 result = await self._send(smtp, env, commit)
                 results.append(result)
-                if result.outcome in ("uncertain", "released") or not smtp.is_connected:
+                if result.outcome in (SendOutcome.UNCERTAIN, SendOutcome.RELEASED) or not smtp.is_connected:
                     smtp.close()
                     smtp = None
         finally:
@@ -124,23 +135,22 @@ class Mailer:
             await _written(protocol.transport)
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(smtp)
-            return SendResult(env.key, "failed" if exc.code >= 500 else "retry", f"{exc.code} {exc.message}"[:500])
+            return SendResult(env.key, outcome_for(exc.code), f"{exc.code} {exc.message}"[:500])
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             smtp.close()
-            return SendResult(env.key, "retry", _describe(exc))
+            return SendResult(env.key, SendOutcome.RETRY, _describe(exc))
         if not commit(env.key):
-            return SendResult(env.key, "released", "claimed by another worker")
+            return SendResult(env.key, SendOutcome.RELEASED, "claimed by another worker")
         try:
             protocol.write(b".\r\n")
         except (aiosmtplib.SMTPException, OSError) as exc:  # the "." never left: nothing was delivered
-            return SendResult(env.key, "retry", _describe(exc))
+            return SendResult(env.key, SendOutcome.RETRY, _describe(exc))
         try:
             reply = await protocol.read_response(timeout=timeout)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            return SendResult(env.key, "uncertain", _describe(exc))
-        if reply.code == 250:
-            return SendResult(env.key, "sent")
-        return SendResult(env.key, "failed" if reply.code >= 500 else "retry", f"{reply.code} {reply.message}"[:500])
+            return SendResult(env.key, SendOutcome.UNCERTAIN, _describe(exc))
+        outcome = outcome_for(reply.code)
+        return SendResult(env.key, outcome, "" if outcome is SendOutcome.SENT else f"{reply.code} {reply.message}"[:500])
 
 
 class _Results:

@@ -1,47 +1,37 @@
-"""Queueing the staff digest through the outbox: once per stamp, whoever asks and however often."""
+"""The staff digest: made from the database at a moment, queued once per stamp, whoever asks and
+however often."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
+from bot.adapters.store.cases import digest_facts
+from bot.adapters.store.engine import transaction
+from bot.app.notify import Notifier
+from bot.core.digest import LINES_PER_SECTION, Digest, build_digest
 from bot.settings import Settings
-from bot.compose.digest import build_digest, digest_message, render_digest
-from bot.staff.actions import digest_facts
-from bot.adapters.store import OutboxRow, transaction
 
 
-def digest_id(stamp: str, index: int, domain: str) -> str:
-    return f"<digest-{stamp}.{index}@{domain}>"
-
-
-def digest_now(engine: Engine, settings: Settings, as_of: datetime) -> tuple[str, str, str]:
-    """(subject, text, html) of the digest as of a moment, covering the day before it."""
+def digest_at(engine: Engine, settings: Settings, as_of: datetime) -> Digest:
+    """The digest as of a moment, covering the day before it."""
     since = as_of - timedelta(days=1)
-    facts = digest_facts(engine, as_of=as_of, since=since, ack_target_hours=settings.policy.ack_target_hours)
-    digest = build_digest(facts, as_of=as_of, since=since, zone=settings.zone)
-    return render_digest(digest, settings.staff.language, Path(settings.paths.templates))
+    facts = digest_facts(engine, as_of=as_of, since=since, ack_target_hours=settings.policy.ack_target_hours,
+                         limit=LINES_PER_SECTION)
+    return build_digest(facts, as_of=as_of, since=since, zone=settings.zone)
 
 
-def queue_digest(engine: Engine, settings: Settings, as_of: datetime, stamp: str) -> bool:
+def queue_digest(engine: Engine, notifier: Notifier, as_of: datetime, stamp: str) -> bool:
     """Queue the digest for every recipient; False when this stamp was already queued."""
-    domain = settings.smtp.from_address.rpartition("@")[2]
     with transaction(engine) as session:
-        if session.exec(select(OutboxRow.id).where(OutboxRow.message_id == digest_id(stamp, 0, domain))).first():
+        if notifier.digest_queued(session, stamp):
             return False
-    subject, text, html = digest_now(engine, settings, as_of)
+    digest = digest_at(engine, notifier.settings, as_of)
     try:
         with transaction(engine) as session:
-            for i, to in enumerate(settings.staff.digest_recipients):
-                mid = digest_id(stamp, i, domain)
-                raw = digest_message(subject, text, html, sender=settings.smtp.from_address,
-                                     sender_name=settings.smtp.from_name, to=to, message_id=mid, date=as_of)
-                session.add(OutboxRow(purpose="digest", message_id=mid, to_addr=to, automatic=False, raw=raw,
-                                      next_attempt_at=as_of, created_at=as_of))
+            notifier.queue_digest(session, digest, stamp, as_of)
     except IntegrityError:  # another process queued it at the same moment
         return False
     return True

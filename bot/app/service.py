@@ -9,9 +9,7 @@ the others send from the outbox and take over within a second or two when the le
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,25 +17,30 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import select
 
-from bot.settings import Settings, load_rules
-from bot.app.digest_job import daily_digest_due, queue_digest
-from bot.core.errors import ConfigError, MailboxError
-from bot.app.intake import Intake, Outcome
 from bot.adapters.imap import NETWORK_ERRORS, Mailbox, Selected
+from bot.adapters.locks import Presence
 from bot.adapters.smtp import Mailer
+from bot.adapters.store import ledger
+from bot.adapters.store.engine import make_engine
+from bot.app.digest_job import daily_digest_due, queue_digest
+from bot.app.intake import Intake, Outcome
+from bot.app.mailing import Mailing
+from bot.app.notify import Notifier
 from bot.app.outbox import FlushReport, flush
+from bot.app.sweep import sweep_once
 from bot.compose.templates import Renderer, check_all
 from bot.core.classify.rules import Rules
-from bot.settings import load_rules
-from bot.adapters.store import CursorRow, LedgerRow, make_engine, transaction
-from bot.app.sweep import sweep_once
-from bot.adapters.locks import Presence
+from bot.core.errors import ConfigError, MailboxError
+from bot.core.model import Action
+from bot.settings import Settings, load_rules
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Called with each mail's outcome once it is recorded and before its reply is sent (a seam for
+# observers, e.g. a crash test that stops the process at that moment).
+AfterRecord = Callable[[Outcome], None]
 RECONNECT_ON: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, MailboxError, DBAPIError)
 
 
@@ -46,7 +49,8 @@ def utc_now() -> datetime:
 
 
 class Bot:
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, engine: Engine | None = None,
+                 after_record: AfterRecord | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.engine = engine or make_engine(settings.database.url)
@@ -55,7 +59,10 @@ class Bot:
         problems = check_all(self.renderer)
         if problems:  # a broken template must stop the start, not quarantine every mail that needs it
             raise ConfigError("templates do not render (run `templates check`): " + "; ".join(problems[:3]))
-        self.intake = Intake(settings, self.engine, self.renderer, self.rules)
+        self.mailing = Mailing(settings, self.renderer)
+        self.notifier = Notifier(settings)
+        self.intake = Intake(self.mailing, self.engine, self.rules)
+        self.after_record = after_record
         self.mailer = Mailer(settings.smtp)
         self.presence = Presence(self.engine)
         self.stop_event = threading.Event()
@@ -79,12 +86,13 @@ class Bot:
                 if not outcome.already:
                     log.info("uid=%s ref=%s kinds=%s action=%s%s", outcome.uid, outcome.ref or "-",
                              ",".join(outcome.kinds) or "-", outcome.action, " reply=queued" if outcome.replied else "")
-                    _test_hook(outcome)
+                    if self.after_record is not None:
+                        self.after_record(outcome)
                 done.append(outcome)
             self.send_due()
-            self._flag(mailbox, selected.uidvalidity, done)
+            self._flag(mailbox, selected.uidvalidity, [(o.uid, o.action or "") for o in done])
             outcomes.extend(o for o in done if not o.already)
-        self._finish_initial(mailbox.name, selected.uidvalidity)
+        ledger.finish_initial(self.engine, mailbox.name, selected.uidvalidity)
         return outcomes
 
     def send_due(self) -> FlushReport:
@@ -98,7 +106,7 @@ class Bot:
     def sweep(self) -> None:
         """Record due follow-ups (reminders, abandonment) and send what is due."""
         try:
-            sweep_once(self.engine, self.settings, self.renderer, self.clock())
+            sweep_once(self.engine, self.mailing, self.notifier, self.clock())
             self.send_due()
         except DBAPIError as exc:
             log.warning("follow-up sweep skipped: database trouble (%s)", exc)
@@ -107,7 +115,7 @@ class Bot:
         now = self.clock()
         stamp = daily_digest_due(self.settings, now)
         try:
-            if queue_digest(self.engine, self.settings, now, stamp):
+            if queue_digest(self.engine, self.notifier, now, stamp):
                 log.info("daily digest %s queued", stamp)
                 self.send_due()
         except DBAPIError as exc:
@@ -194,22 +202,8 @@ class Bot:
         self.stop_event.set()
 
     # -- bookkeeping ---------------------------------------------------------------------------
-    def _cursor(self, mailbox: Mailbox, selected: Selected) -> CursorRow:
-        with transaction(self.engine) as session:
-            cursor = session.exec(select(CursorRow).where(CursorRow.mailbox == mailbox.name)).first()
-            if cursor is None or cursor.uidvalidity != selected.uidvalidity:
-                if cursor is not None:
-                    log.warning("UIDVALIDITY of %s changed %s -> %s: starting over (duplicates are caught by Message-ID)",
-                                mailbox.name, cursor.uidvalidity, selected.uidvalidity)
-                    session.delete(cursor)
-                    session.flush()
-                cursor = CursorRow(mailbox=mailbox.name, uidvalidity=selected.uidvalidity,
-                                   last_uid=max(0, selected.uidnext - 1), updated_at=self.clock())
-                session.add(cursor)
-            return cursor
-
     def _pending_uids(self, mailbox: Mailbox, selected: Selected) -> list[int]:
-        cursor = self._cursor(mailbox, selected)
+        cursor = ledger.cursor(self.engine, mailbox.name, selected.uidvalidity, selected.uidnext, self.clock())
         uids = set(mailbox.uids_after(cursor.last_uid))
         if not cursor.initial_done:
             policy = self.settings.mailbox.first_start
@@ -217,40 +211,13 @@ class Bot:
             uids.update(u for u in initial if u <= cursor.last_uid)
         return sorted(uids)
 
-    def _finish_initial(self, name: str, uidvalidity: int) -> None:
-        with transaction(self.engine) as session:
-            cursor = session.exec(select(CursorRow).where(CursorRow.mailbox == name)).first()
-            if cursor is not None and cursor.uidvalidity == uidvalidity and not cursor.initial_done:
-                cursor.initial_done = True
-                session.add(cursor)
-
-    def _flag(self, mailbox: Mailbox, uidvalidity: int, outcomes: list[Outcome]) -> None:
+    def _flag(self, mailbox: Mailbox, uidvalidity: int, outcomes: list[tuple[int, str]]) -> None:
         # Quarantined mail stays unread, so staff notice it in their mail client.
-        to_mark = [o.uid for o in outcomes if o.action and o.action != "quarantined"]
-        mailbox.mark_processed(to_mark)
-        with transaction(self.engine) as session:
-            rows = session.exec(select(LedgerRow).where(
-                LedgerRow.mailbox == mailbox.name, LedgerRow.uidvalidity == uidvalidity,
-                LedgerRow.uid.in_([o.uid for o in outcomes]),  # type: ignore[attr-defined]
-            )).all()
-            for row in rows:
-                row.flagged = True
-                session.add(row)
+        mailbox.mark_processed([uid for uid, action in outcomes if action and action != Action.QUARANTINED])
+        ledger.mark_flagged(self.engine, mailbox.name, uidvalidity, [uid for uid, _ in outcomes])
 
     def _flag_leftovers(self, mailbox: Mailbox, uidvalidity: int) -> None:
         """Flag mail recorded by an earlier run that stopped before it could flag it."""
-        with transaction(self.engine) as session:
-            rows = session.exec(select(LedgerRow).where(
-                LedgerRow.mailbox == mailbox.name, LedgerRow.uidvalidity == uidvalidity,
-                LedgerRow.flagged == False)).all()
+        rows = ledger.unflagged(self.engine, mailbox.name, uidvalidity)
         if rows:
-            self._flag(mailbox, uidvalidity, [Outcome(r.uid, r.outcome) for r in rows])
-
-
-def _test_hook(outcome: Outcome) -> None:
-    """Lets the crash-safety test stop the process right after a reply was recorded, before it is sent."""
-    marker = os.environ.get("BOT_TEST_PAUSE_AFTER_RECORD")
-    if marker and outcome.replied:
-        Path(marker).write_text(outcome.ref)
-        while True:
-            time.sleep(60)
+            self._flag(mailbox, uidvalidity, rows)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from bot.settings import Settings
-from bot.core.model import Kind
 from bot.compose.templates import ReplyContext
-from bot.adapters.store import CaseRow
+from bot.core.model import CaseRecord
+from bot.settings import Settings
 
 
-def case_context(settings: Settings, case: CaseRow, *, inquiry_subject: str) -> ReplyContext:
+def case_context(settings: Settings, case: CaseRecord, *, inquiry_subject: str) -> ReplyContext:
     return ReplyContext(
         ref=case.ref,
-        kinds=tuple(Kind(k) for k in case.kinds.split(",") if k),
+        kinds=case.kinds,
         language=case.language,
         requester=case.requester,
         requester_name=case.requester_name,

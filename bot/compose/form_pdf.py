@@ -20,7 +20,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen.canvas import Canvas
 
 from bot.core.model import Kind
-from bot.compose.templates import form_filename, format_date, normalise_language, one_line, response_period
+from bot.core.wording import form_filename, format_date, normalise_language, one_line, response_period
 
 JA_FONT = "HeiseiKakuGo-W5"
 LATIN_FONT = "Helvetica"

@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 from bot.core.errors import SendError
 from bot.compose.form_pdf import request_form_pdf
 from bot.core.model import Attached, OutboundEmail
-from bot.compose.templates import Renderer, ReplyContext, form_filename, normalise_language, one_line
+from bot.compose.templates import Renderer, ReplyContext
+from bot.core.wording import form_filename, normalise_language, one_line
 
 MAX_REFERENCES = 20
 # refold_source="none": headers we store raw (message ids, a pre-encoded ISO-2022-JP subject) are written as

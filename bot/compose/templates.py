@@ -13,13 +13,12 @@ Everything here is pure apart from reading the template files.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import jinja2
 from jinja2 import pass_context
@@ -27,9 +26,17 @@ from jinja2.runtime import Context
 
 from bot.core.errors import TemplateProblem
 from bot.core.model import KIND_ORDER, RIGHTS_KINDS, Kind
+from bot.core.wording import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    form_filename,
+    format_date,
+    kind_label,
+    normalise_language,
+    one_line,
+    response_period,
+)
 
-LANGUAGES: tuple[str, ...] = ("ja", "en")
-DEFAULT_LANGUAGE = "en"
 # Messages the bot sends; `templates check` reports any that is missing.
 REQUIRED_TEMPLATES: tuple[str, ...] = ("ack_rights", "ack_opt_out", "ack_general", "reminder_documents")
 
@@ -40,34 +47,6 @@ _FILE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\.(?P<lang>[a-z]{2})\.(?P<kind
 _SUBJECT_PREFIX = "subject:"
 _MAX_NAME = 80
 _MAX_SUBJECT = 120
-
-KIND_LABELS: Mapping[str, Mapping[Kind, str]] = {
-    "en": {
-        Kind.DISCLOSURE: "disclosure of your personal information",
-        Kind.AMENDMENT: "amendment (correction) of your personal information",
-        Kind.ADDITION: "addition to your personal information",
-        Kind.DELETION: "deletion of your personal information",
-        Kind.THIRD_PARTY_STOP: "stopping the supply of your personal information to third parties",
-        Kind.MARKETING_OPT_OUT: "stopping marketing messages (opt-out)",
-        Kind.GENERAL: "a general question",
-    },
-    "ja": {
-        Kind.DISCLOSURE: "保有個人データの開示",
-        Kind.AMENDMENT: "保有個人データの内容の訂正",
-        Kind.ADDITION: "保有個人データの内容の追加",
-        Kind.DELETION: "保有個人データの削除",
-        Kind.THIRD_PARTY_STOP: "保有個人データの第三者への提供の停止",
-        Kind.MARKETING_OPT_OUT: "ダイレクトメール等による販促のご案内の停止",
-        Kind.GENERAL: "一般のお問い合わせ",
-    },
-}
-
-_EN_MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)
-_EN_NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
-
 
 @dataclass(frozen=True)
 class ReplyContext:
@@ -94,54 +73,6 @@ class Rendered:
     subject: str  # one line, never CR/LF
     text: str  # body, "\n" line ends, ends with one "\n"
     html: str = ""  # only when a <name>.<lang>.html.j2 exists
-
-
-def normalise_language(language: str) -> str:
-    lang = (language or "").strip().lower()[:2]
-    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
-
-
-def kind_label(kind: Kind | str, language: str) -> str:
-    """The plain-words name of a kind, e.g. disclosure -> "保有個人データの開示" in Japanese."""
-    labels = KIND_LABELS[normalise_language(language)]
-    return labels[Kind(kind)]
-
-
-def format_date(value: date | datetime, language: str, timezone: str | None = None) -> str:
-    """2026年12月18日 in Japanese, 18 December 2026 otherwise. Aware datetimes are shown in `timezone`."""
-    if isinstance(value, datetime):
-        if value.tzinfo is not None and timezone:
-            value = value.astimezone(_zone(timezone))
-        value = value.date()
-    if normalise_language(language) == "ja":
-        return f"{value.year}年{value.month}月{value.day}日"
-    return f"{value.day} {_EN_MONTHS[value.month - 1]} {value.year}"
-
-
-def response_period(days: int, language: str) -> str:
-    """"two weeks" / "2週間" for 14, "10 days" / "10日" otherwise."""
-    if normalise_language(language) == "ja":
-        return f"{days // 7}週間" if days % 7 == 0 else f"{days}日"
-    if days % 7 == 0:
-        weeks = days // 7
-        word = _EN_NUMBERS.get(weeks, str(weeks))
-        return f"{word} week" if weeks == 1 else f"{word} weeks"
-    return "one day" if days == 1 else f"{days} days"
-
-
-def one_line(text: str, limit: int = 0) -> str:
-    """Customer text made safe for a single line: control characters and line breaks become spaces."""
-    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
-    cleaned = " ".join(cleaned.split())
-    if limit and len(cleaned) > limit:
-        cleaned = cleaned[: limit - 1].rstrip() + "…"
-    return cleaned
-
-
-def form_filename(ref: str) -> str:
-    """The request form attachment's name, ASCII in every language: "PRV-2026-00042-request-form.pdf"."""
-    safe = re.sub(r"[^A-Za-z0-9-]+", "-", ref).strip("-") or "case"
-    return f"{safe}-request-form.pdf"
 
 
 def template_file(name: str, language: str, suffix: str = TEXT_SUFFIX) -> str:
@@ -195,7 +126,7 @@ class Renderer:
         lang = normalise_language(language)
         data = template_data(replace(ctx, language=lang))
         filename = template_file(name, lang)
-        subject, body = _split_subject(self._render_file(filename, data), filename)
+        subject, body = split_subject(self._render_file(filename, data), filename)
         html = ""
         if self.exists(name, lang, HTML_SUFFIX):
             html = self._render_file(template_file(name, lang, HTML_SUFFIX), data)
@@ -344,7 +275,7 @@ def _sample_variants(language: str) -> tuple[ReplyContext, ...]:
     )
 
 
-def _split_subject(raw: str, filename: str) -> tuple[str, str]:
+def split_subject(raw: str, filename: str) -> tuple[str, str]:
     text = raw.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     first, _, rest = text.partition("\n")
     if not first.lower().startswith(_SUBJECT_PREFIX):
@@ -354,13 +285,6 @@ def _split_subject(raw: str, filename: str) -> tuple[str, str]:
         raise TemplateProblem(f"template {filename}: the subject is empty")
     body = "\n".join(line.rstrip() for line in rest.split("\n")).strip("\n")
     return subject, body + "\n"
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise TemplateProblem(f"unknown time zone {name!r}") from None
 
 
 @pass_context

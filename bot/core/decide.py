@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
-from bot.core.model import KIND_ORDER, RIGHTS_KINDS, Classification, InboundEmail, Kind, Status
+from bot.core.lifecycle import status_for
+from bot.core.model import Action, Classification, InboundEmail, Kind, Status
 
-
-class Action(str, enum.Enum):
-    NEW_CASE = "new_case"
-    FOLLOW_UP = "follow_up"  # joins an existing case, no acknowledgement
-    IGNORED = "ignored"  # bounce, auto-reply, bulk...: recorded, never answered
-    DUPLICATE = "duplicate"  # the same Message-ID was already taken in
-    QUARANTINED = "quarantined"  # could not be understood; staff look at it
+__all__ = ["Action", "Decision", "Known", "decide", "template_for"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +16,7 @@ class Known:
 
     duplicate: bool = False
     case_ref: str = ""  # the case this mail belongs to, found by [REF] or In-Reply-To/References
+    case_requester: str = ""  # that case's requester
     replies_to_sender_24h: int = 0
 
 
@@ -33,6 +28,12 @@ class Decision:
     status: Status | None = None
     template: str = ""  # "" means send nothing
     attach_form: bool = False
+    from_requester: bool = True  # a follow-up: whether it came from the case's requester
+
+
+def template_for(status: Status) -> str:
+    """The acknowledgement a new case in this status gets."""
+    return {Status.AWAITING_DOCUMENTS: "ack_rights", Status.IN_PROGRESS: "ack_opt_out"}.get(status, "ack_general")
 
 
 def decide(mail: InboundEmail, sorted_: Classification, known: Known, *, reply_cap: int) -> Decision:
@@ -44,33 +45,17 @@ def decide(mail: InboundEmail, sorted_: Classification, known: Known, *, reply_c
         why = f"joins {known.case_ref}"
         if sorted_.suppress is not None:
             why += f" ({sorted_.suppress.value}: {sorted_.suppress_evidence})"
-        return Decision(Action.FOLLOW_UP, why, kinds=sorted_.kinds)
+        same = mail.reply_address.lower() == known.case_requester.lower()
+        return Decision(Action.FOLLOW_UP, why, kinds=sorted_.kinds, from_requester=same)
     if sorted_.suppress is not None:
         return Decision(Action.IGNORED, f"{sorted_.suppress.value}: {sorted_.suppress_evidence}")
 
     kinds = sorted_.kinds or (Kind.GENERAL,)
-    status, template = _status_and_template(kinds)
+    status = status_for(kinds)
     if known.replies_to_sender_24h >= reply_cap:
         reason = f"reply cap reached ({known.replies_to_sender_24h} automatic replies in 24 h)"
         return Decision(Action.NEW_CASE, reason, kinds=kinds, status=status)
     reason = "sorted by " + ", ".join(sorted_.rules) if sorted_.rules else "no rule matched: handed to staff"
-    return Decision(
-        Action.NEW_CASE, reason, kinds=kinds, status=status, template=template,
-        attach_form=template == "ack_rights",
-    )
-
-
-def _status_and_template(kinds: tuple[Kind, ...]) -> tuple[Status, str]:
-    if any(k in RIGHTS_KINDS for k in kinds):
-        return Status.AWAITING_DOCUMENTS, "ack_rights"
-    if Kind.MARKETING_OPT_OUT in kinds:
-        return Status.IN_PROGRESS, "ack_opt_out"
-    return Status.NEEDS_STAFF, "ack_general"
-
-
-def status_for(kinds: tuple[Kind, ...]) -> Status:
-    return _status_and_template(kinds)[0]
-
-
-def ordered_kinds(kinds: set[Kind] | tuple[Kind, ...]) -> tuple[Kind, ...]:
-    return tuple(k for k in KIND_ORDER if k in kinds)
+    template = template_for(status)
+    return Decision(Action.NEW_CASE, reason, kinds=kinds, status=status, template=template,
+                    attach_form=template == "ack_rights")

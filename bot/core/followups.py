@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.core.model import Status
+from bot.core.model import OPEN_STATUSES, Status
+
+DUE_SOON = timedelta(days=3)  # staff are warned, and the digest lists a case, this long before it is due
 
 
 class Step(str, enum.Enum):
@@ -25,7 +27,7 @@ class Step(str, enum.Enum):
 class FollowupPolicy:
     reminder_days: tuple[int, ...] = (14, 28)
     abandon_days: int = 60
-    warn_before: timedelta = timedelta(days=3)
+    warn_before: timedelta = DUE_SOON
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,7 @@ def due_followups(cases: Iterable[CaseView], now: datetime, policy: FollowupPoli
 
 
 def _staff_alerts(case: CaseView, now: datetime, policy: FollowupPolicy) -> list[Followup]:
-    if case.due_at is None or case.status not in (Status.IN_PROGRESS, Status.NEEDS_STAFF,
-                                                   Status.AWAITING_DOCUMENTS):
+    if case.due_at is None or case.status not in OPEN_STATUSES:
         return []
     if now > case.due_at:
         purpose = f"escalate-{case.local_day}"

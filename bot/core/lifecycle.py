@@ -1,28 +1,84 @@
-"""The case lifecycle as a pure state machine: transition(state, event) -> new state.
+"""The case lifecycle as a pure state machine: transition(state, event) -> (new state, notes).
 
-awaiting_documents -> in_progress (documents received) -> responded -> closed;
-needs_staff is where general questions and unsorted mail wait for staff.
+awaiting_documents -> in_progress (documents received) -> responded -> closed; needs_staff is where
+general questions and unsorted mail wait for staff; in_progress is also where opt-outs wait.
+Every status change, whoever causes it (the intake, the sweep, staff), is decided here; the shell
+persists the state and writes the notes to the case history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.core.clock import Calendar, due_at
 from bot.core.errors import TransitionError
-from bot.core.model import Kind, Status
+from bot.core.model import RIGHTS_KINDS, EventKind, Flag, Kind, Status, kinds_in_order
 
 
 @dataclass(frozen=True)
 class CaseState:
     status: Status
     kinds: tuple[Kind, ...]
+    flags: tuple[Flag, ...] = ()
     documents_received_at: datetime | None = None
     due_at: datetime | None = None
     responded_at: datetime | None = None
     closed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CasePolicy:
+    """What the response clock needs from the settings."""
+
+    response_days: int = 14
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tokyo"))
+    calendar: Calendar | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """One line for the case history."""
+
+    kind: EventKind
+    detail: str
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The intake opens a case for a new inquiry."""
+
+    kinds: tuple[Kind, ...]
+    flags: tuple[Flag, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CustomerWrote:
+    """A mail joined the case (by its reference or a thread header)."""
+
+    message_id: str
+    reason: str
+    from_requester: bool
+    sender: str = ""
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """No documents arrived within the configured period."""
+
+    on: datetime
+
+
+@dataclass(frozen=True)
+class KindsSet:
+    """Staff sort a case the bot could not."""
+
+    kinds: tuple[Kind, ...]
 
 
 @dataclass(frozen=True)
@@ -47,23 +103,70 @@ class Close:
     reason: str = ""
 
 
-CaseEvent = DocsReceived | Extend | Responded | Close
+CaseEvent = Opened | CustomerWrote | Abandoned | KindsSet | DocsReceived | Extend | Responded | Close
 
 
-def transition(state: CaseState, event: CaseEvent, *, response_days: int, zone: ZoneInfo,
-               calendar: Calendar | None = None) -> tuple[CaseState, str]:
-    """The state after the event and a line for the case history; TransitionError if not allowed."""
+def status_for(kinds: tuple[Kind, ...]) -> Status:
+    """Where a case with these kinds starts: rights requests wait for documents, opt-outs are carried
+    out by staff, anything else waits for staff."""
+    if any(k in RIGHTS_KINDS for k in kinds):
+        return Status.AWAITING_DOCUMENTS
+    if Kind.MARKETING_OPT_OUT in kinds:
+        return Status.IN_PROGRESS
+    return Status.NEEDS_STAFF
+
+
+def with_flag(flags: tuple[Flag, ...], flag: Flag) -> tuple[Flag, ...]:
+    return flags if flag in flags else (*flags, flag)
+
+
+def transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) -> tuple[CaseState, tuple[Note, ...]]:
+    """The state after the event and the lines for the case history; TransitionError if not allowed.
+
+    `state` is None only for `Opened`."""
+    zone = policy.zone
+    if isinstance(event, Opened):
+        if state is not None:
+            raise TransitionError("the case is already open")
+        kinds = kinds_in_order(event.kinds) or (Kind.GENERAL,)
+        opened = CaseState(status=status_for(kinds), kinds=kinds, flags=tuple(dict.fromkeys(event.flags)))
+        notes = (Note(EventKind.OPENED, event.detail), *(Note(EventKind.FLAGGED, f.value) for f in opened.flags))
+        return opened, notes
+    if state is None:
+        raise TransitionError("no such case")
+    if isinstance(event, CustomerWrote):  # recorded on any case, closed ones too
+        wrote = Note(EventKind.CUSTOMER_MESSAGE, f"{event.message_id} {event.reason}")
+        if event.from_requester:
+            return state, (wrote,)
+        # anyone can quote a reference: staff must see that this came from someone else
+        flagged = Note(EventKind.FLAGGED, f"{Flag.OTHER_SENDER.value}: {event.sender[:320]}")
+        return replace(state, flags=with_flag(state.flags, Flag.OTHER_SENDER)), (wrote, flagged)
     if state.status is Status.CLOSED:
         raise TransitionError("the case is closed")
     match event:
+        case Abandoned(on=on):
+            if state.status is not Status.AWAITING_DOCUMENTS:
+                raise TransitionError(f"a case that is {state.status.value} is not waiting for documents")
+            new = replace(state, status=Status.CLOSED, closed_at=on)
+            return new, (Note(EventKind.ABANDONED, "closed: no documents received within the configured period"),)
+        case KindsSet(kinds=kinds):
+            if not kinds:
+                raise TransitionError("give at least one kind")
+            if state.status is not Status.NEEDS_STAFF:
+                raise TransitionError(f"only a needs_staff case can be re-sorted; this one is {state.status.value}")
+            ordered = kinds_in_order(kinds)
+            new = replace(state, kinds=ordered, status=status_for(ordered))
+            line = f"kinds set to {','.join(k.value for k in ordered)}; status {new.status.value}"
+            return new, (Note(EventKind.KINDS_SET, line),)
         case DocsReceived(on=on):
-            if state.status not in (Status.AWAITING_DOCUMENTS, Status.NEEDS_STAFF, Status.IN_PROGRESS):
+            if state.status is Status.RESPONDED:
                 raise TransitionError(f"documents cannot be recorded on a case that is {state.status.value}")
             if state.documents_received_at is not None:
                 raise TransitionError("documents were already recorded as received")
-            due = due_at(on, response_days, zone, calendar)
+            due = due_at(on, policy.response_days, zone, policy.calendar)
             new = replace(state, status=Status.IN_PROGRESS, documents_received_at=on, due_at=due)
-            return new, f"documents received {on.astimezone(zone).date()}; answer due {due.astimezone(zone).date()}"
+            line = f"documents received {on.astimezone(zone).date()}; answer due {due.astimezone(zone).date()}"
+            return new, (Note(EventKind.DOCUMENTS_RECEIVED, line),)
         case Extend(days=days, reason=reason):
             if days <= 0:
                 raise TransitionError("--days must be a positive number")
@@ -72,11 +175,14 @@ def transition(state: CaseState, event: CaseEvent, *, response_days: int, zone: 
             if state.due_at is None or state.status is Status.RESPONDED:
                 raise TransitionError("only a case with a running response clock can be extended")
             new_due = state.due_at + timedelta(days=days)
-            return replace(state, due_at=new_due), f"extended by {days} days to {new_due.astimezone(zone).date()}: {reason}"
+            line = f"extended by {days} days to {new_due.astimezone(zone).date()}: {reason}"
+            return replace(state, due_at=new_due), (Note(EventKind.EXTENDED, line),)
         case Responded(on=on):
             if state.status not in (Status.IN_PROGRESS, Status.NEEDS_STAFF):
                 raise TransitionError(f"a case that is {state.status.value} cannot be marked responded")
-            return replace(state, status=Status.RESPONDED, responded_at=on), f"written answer sent {on.astimezone(zone).date()}"
+            line = f"written answer sent {on.astimezone(zone).date()}"
+            return replace(state, status=Status.RESPONDED, responded_at=on), (Note(EventKind.RESPONDED, line),)
         case Close(on=on, reason=reason):
-            return replace(state, status=Status.CLOSED, closed_at=on), "closed" + (f": {reason}" if reason else "")
+            line = "closed" + (f": {reason}" if reason else "")
+            return replace(state, status=Status.CLOSED, closed_at=on), (Note(EventKind.CLOSED, line),)
     raise TransitionError(f"unknown event {event!r}")

@@ -254,3 +254,34 @@ class OutboundEmail:
     attachments: tuple[Attached, ...] = ()
     language: str = "en"
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """A case as staff and scripts see it, read from the store."""
+
+    ref: str
+    status: Status
+    kinds: tuple[Kind, ...]
+    requester: str
+    language: str
+    flags: tuple[Flag, ...]
+    opened_at: datetime
+    documents_received_at: datetime | None = None
+    due_at: datetime | None = None
+    responded_at: datetime | None = None
+    closed_at: datetime | None = None
+    requester_name: str = ""
+    subject: str = ""
+
+    def overdue(self, now: datetime) -> bool:
+        return self.due_at is not None and self.responded_at is None and self.closed_at is None and now > self.due_at
+
+
+@dataclass(frozen=True)
+class QuarantinedMail:
+    """A mail the bot could not read, for the digest."""
+
+    uid: int | None
+    recorded_at: datetime
+    reason: str

@@ -22,7 +22,7 @@ from bot.settings import Settings
 from bot.demo.samples import sample_messages
 from bot.demo.servers import DemoServers
 from bot.app.service import Bot
-from bot.adapters.store import CaseRow, MessageRow, OutboxRow
+from bot.adapters.store.tables import CaseRow, MessageRow, OutboxRow
 
 PROJECT = Path(__file__).resolve().parents[2]
 PRIVACY_ADDRESS = "privacy@demo.test"
@@ -140,6 +140,6 @@ class _Reporter:
 
 
 def _events_text(session: Session, case: CaseRow) -> str:
-    from bot.adapters.store import EventRow
+    from bot.adapters.store.tables import EventRow
 
     return " ".join(e.detail for e in session.exec(select(EventRow).where(EventRow.case_id == case.id)).all())

@@ -1,43 +1,24 @@
-"""Cases as people and scripts see them: JSON objects (SPEC section 4) and readable tables."""
+"""Cases as people and scripts see them: JSON objects (SPEC section 4)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.adapters.store import CaseRow, EventRow, MessageRow
+from bot.adapters.store.tables import EventRow, MessageRow
+from bot.core.model import CaseRecord
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
     return value.astimezone(zone).isoformat() if value else None
 
 
-class CaseFields(Protocol):
-    """What a case listing shows: a CaseRow, or a row of the same columns."""
-
-    ref: str
-    status: str
-    kinds: str
-    requester: str
-    language: str
-    flags: str
-    opened_at: datetime
-    documents_received_at: datetime | None
-    due_at: datetime | None
-    responded_at: datetime | None
-    closed_at: datetime | None
-
-
-def is_overdue(case: CaseFields, now: datetime) -> bool:
-    return case.due_at is not None and case.responded_at is None and case.closed_at is None and now > case.due_at
-
-
-def case_json(case: CaseFields, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
+def case_json(case: CaseRecord, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "ref": case.ref,
-        "status": case.status,
-        "kinds": [k for k in case.kinds.split(",") if k],
+        "status": case.status.value,
+        "kinds": [k.value for k in case.kinds],
         "requester": case.requester,
         "language": case.language,
         "opened_at": _iso(case.opened_at, zone),
@@ -45,12 +26,12 @@ def case_json(case: CaseFields, now: datetime, zone: ZoneInfo) -> dict[str, Any]
         "due_at": _iso(case.due_at, zone),
         "responded_at": _iso(case.responded_at, zone),
         "closed_at": _iso(case.closed_at, zone),
-        "overdue": is_overdue(case, now),
-        "flags": [f for f in case.flags.split(",") if f],
+        "overdue": case.overdue(now),
+        "flags": [f.value for f in case.flags],
     }
 
 
-def case_detail_json(case: CaseRow, messages: list[MessageRow], events: list[EventRow],
+def case_detail_json(case: CaseRecord, messages: list[MessageRow], events: list[EventRow],
                      now: datetime, zone: ZoneInfo) -> dict[str, Any]:
     data = case_json(case, now, zone)
     data["subject"] = case.subject

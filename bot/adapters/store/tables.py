@@ -1,20 +1,18 @@
-"""The case store: tables, engine and the few queries the shell needs.
+"""The tables. Every datetime goes in and comes out aware (UTC); SQLite and PostgreSQL behave alike.
 
-Every datetime goes in and comes out aware (UTC); SQLite and PostgreSQL behave alike.
+Statuses, kinds and flags are stored as their enum values (kinds and flags comma-joined in
+KIND_ORDER); `bot.adapters.store.cases` turns rows into the core's values and back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, LargeBinary, Text, UniqueConstraint, event, func
+from sqlalchemy import LargeBinary, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, SQLModel
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -149,90 +147,3 @@ class CounterRow(SQLModel, table=True):
     __tablename__ = "counters"
     name: str = Field(primary_key=True, max_length=64)
     value: int = 0
-
-
-def make_engine(url: str) -> Engine:
-    """An engine with the tables created. SQLite files get their folder made and WAL turned on."""
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
-    else:
-        kwargs["pool_pre_ping"] = True
-    engine = create_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    SQLModel.metadata.create_all(engine)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any exception."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-
-
-def next_ref(session: Session, prefix: str, year: int) -> str:
-    """The next case reference of the year, e.g. PRV-2026-00042; safe under concurrent writers."""
-    name = f"ref:{prefix}:{year}"
-    row = session.exec(select(CounterRow).where(CounterRow.name == name).with_for_update()).first()
-    if row is None:
-        row = CounterRow(name=name, value=0)
-        session.add(row)
-    row.value += 1
-    session.flush()
-    return f"{prefix}-{year}-{row.value:05d}"
-
-
-def count_auto_replies_since(session: Session, address: str, since: datetime) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(OutboxRow)
-        .where(OutboxRow.to_addr == address, OutboxRow.automatic == True, OutboxRow.created_at >= since)
-    )
-    return int(session.exec(stmt).one())
-
-
-def find_case_by_ref(session: Session, ref: str) -> CaseRow | None:
-    return session.exec(select(CaseRow).where(CaseRow.ref == ref)).first()
-
-
-def find_case_by_message_ids(session: Session, message_ids: tuple[str, ...]) -> CaseRow | None:
-    """The case that any of these message ids (in or out) belongs to, nearest id first."""
-    if not message_ids:
-        return None
-    rows = session.exec(
-        select(MessageRow.message_id, MessageRow.case_id).where(
-            MessageRow.message_id.in_(message_ids[:100]),  # type: ignore[attr-defined]
-            MessageRow.case_id != None,
-        )
-    ).all()
-    by_id = {mid: cid for mid, cid in rows}
-    for mid in message_ids:
-        case_id = by_id.get(mid)
-        if case_id is not None:
-            return session.get(CaseRow, case_id)
-    return None
-
-
-def inbound_seen(session: Session, message_id: str) -> bool:
-    row = session.exec(
-        select(MessageRow.id).where(MessageRow.message_id == message_id, MessageRow.direction == "in")
-    ).first()
-    return row is not None

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.adapters.store import CaseRow, EventRow, MessageRow, OutboxRow, transaction
+from bot.adapters.store.engine import transaction
+from bot.adapters.store.tables import CaseRow, EventRow, MessageRow, OutboxRow
+from bot.core.model import EventKind, Status
 
 ERASED = "(erased)"
 
@@ -18,7 +20,7 @@ def purge(engine: Engine, *, now: datetime, retention_days: int, dry_run: bool) 
         return []
     cutoff = now - timedelta(days=retention_days)
     with transaction(engine) as session:
-        cases = session.exec(select(CaseRow).where(CaseRow.status == "closed", col(CaseRow.closed_at) < cutoff,
+        cases = session.exec(select(CaseRow).where(CaseRow.status == Status.CLOSED.value, col(CaseRow.closed_at) < cutoff,
                                                    CaseRow.requester != ERASED)).all()
         if dry_run:
             return [c.ref for c in cases]
@@ -33,6 +35,6 @@ def purge(engine: Engine, *, now: datetime, retention_days: int, dry_run: bool) 
                 o.to_addr, o.raw = ERASED, b""
                 session.add(o)
             assert case.id is not None
-            session.add(EventRow(case_id=case.id, at=now, kind="purged",
+            session.add(EventRow(case_id=case.id, at=now, kind=EventKind.PURGED.value,
                                  detail=f"personal data erased after {retention_days} days of retention"))
         return [c.ref for c in cases]

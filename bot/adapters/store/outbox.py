@@ -1,0 +1,168 @@
+"""Outgoing mail in the store: the one way in (`enqueue`), and the state of each row as workers send it.
+
+Rows go pending -> claimed (by a worker) -> committing (final "." about to be written) -> sent; or
+back to pending (retry), failed (refused for good), uncertain (may have been delivered: never sent
+again, shown to staff). A claim names its worker, so a dead worker's rows can be taken back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, update
+from sqlmodel import Session, col, select
+
+from bot.adapters.store.engine import transaction
+from bot.adapters.store.tables import EventRow, MessageRow, OutboxRow
+from bot.core.model import IN_FLIGHT, Action, Delivery, EventKind
+
+log = logging.getLogger(__name__)
+_IN_FLIGHT = [d.value for d in IN_FLIGHT]
+
+
+@dataclass(frozen=True)
+class CaseMessage:
+    """How an outgoing mail appears among the case's messages."""
+
+    subject: str
+    in_reply_to: str
+    kinds: str
+    language: str
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One mail to send, as serialised bytes, and what it belongs to."""
+
+    purpose: str  # ack | reminder14 | warn-due | digest ...; part of the Message-ID
+    message_id: str
+    to_addr: str
+    raw: bytes
+    automatic: bool  # counts towards the per-sender cap
+    case_id: int | None = None
+    message: CaseMessage | None = None  # recorded among the case's messages
+    note: tuple[EventKind, str] | None = None  # written to the case history
+    actor: str = "bot"
+
+
+def enqueue(session: Session, mail: Queued, now: datetime, *, from_addr: str) -> None:
+    """The one way any outgoing mail is queued: its outbox row, and (for a case) its message and history
+    line, in the caller's transaction. The Message-ID is unique: queuing one twice fails at flush."""
+    session.add(OutboxRow(case_id=mail.case_id, purpose=mail.purpose, message_id=mail.message_id,
+                          to_addr=mail.to_addr, automatic=mail.automatic, raw=mail.raw, next_attempt_at=now,
+                          created_at=now))
+    if mail.case_id is not None and mail.message is not None:
+        m = mail.message
+        session.add(MessageRow(case_id=mail.case_id, direction="out", message_id=mail.message_id,
+                               in_reply_to=m.in_reply_to, from_addr=from_addr, to_addr=mail.to_addr,
+                               subject=m.subject[:500], recorded_at=now, sent_at=now, kinds=m.kinds,
+                               language=m.language, action=m.action.value, reason=m.reason, size=len(mail.raw)))
+    if mail.case_id is not None and mail.note is not None:
+        kind, detail = mail.note
+        session.add(EventRow(case_id=mail.case_id, at=now, actor=mail.actor, kind=kind.value, detail=detail))
+    session.flush()  # the unique Message-ID is checked here
+
+
+def count_auto_replies_since(session: Session, address: str, since: datetime) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(OutboxRow)
+        .where(OutboxRow.to_addr == address, col(OutboxRow.automatic).is_(True), OutboxRow.created_at >= since)
+    )
+    return int(session.exec(stmt).one())
+
+
+def queued(session: Session, message_id: str) -> bool:
+    return session.exec(select(OutboxRow.id).where(OutboxRow.message_id == message_id)).first() is not None
+
+
+# -- sending ---------------------------------------------------------------------------------------
+
+def claim(engine: Engine, worker: str, now: datetime, limit: int) -> list[tuple[int, str, bytes]]:
+    """Mark up to `limit` due rows as this worker's; rows another worker holds are skipped.
+    Returns (key, recipient, raw) of each claimed row."""
+    with transaction(engine) as session:
+        ids = [i for i in session.exec(
+            select(OutboxRow.id)
+            .where(OutboxRow.status == Delivery.PENDING.value, OutboxRow.next_attempt_at <= now)
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all() if i is not None]
+        if not ids:
+            return []
+        session.exec(update(OutboxRow).where(
+            col(OutboxRow.id).in_(ids), col(OutboxRow.status) == Delivery.PENDING.value,
+        ).values(status=Delivery.CLAIMED.value, claimed_by=worker))
+        rows = session.exec(select(OutboxRow.id, OutboxRow.to_addr, OutboxRow.raw).where(
+            col(OutboxRow.id).in_(ids), OutboxRow.status == Delivery.CLAIMED.value, OutboxRow.claimed_by == worker,
+        ).order_by(col(OutboxRow.id))).all()
+        return [(i, to, bytes(raw)) for i, to, raw in rows if i is not None]
+
+
+def mark_committing(engine: Engine, key: int, worker: str) -> bool:
+    """Record durably that the row's final "." is about to be written; False if the claim was lost."""
+    with transaction(engine) as session:
+        moved = session.exec(update(OutboxRow).where(
+            col(OutboxRow.id) == key, col(OutboxRow.status) == Delivery.CLAIMED.value,
+            col(OutboxRow.claimed_by) == worker,
+        ).values(status=Delivery.COMMITTING.value))
+        return bool(moved.rowcount == 1)
+
+
+def record(engine: Engine, key: int, decide: Callable[[OutboxRow], tuple[Delivery, str, EventKind | None, str]],
+           now: datetime) -> Delivery | None:
+    """Record the outcome of one send (its own transaction). `decide(row)` says the row's new status,
+    its error text, and the history line to write; None when the row is no longer in flight."""
+    with transaction(engine) as session:
+        row = session.get(OutboxRow, key)
+        if row is None or row.status not in _IN_FLIGHT:
+            return None
+        row.claimed_by = ""
+        row.attempts += 1
+        status, error, event, detail = decide(row)
+        row.status, row.last_error = status.value, error
+        if status is Delivery.SENT:
+            row.sent_at = now
+        if event is not None:
+            _event(session, row, now, event, detail)
+        session.add(row)
+        return status
+
+
+def in_flight_holders(engine: Engine) -> list[str]:
+    with transaction(engine) as session:
+        return [h for h in session.exec(select(OutboxRow.claimed_by).where(
+            col(OutboxRow.status).in_(_IN_FLIGHT)).distinct()).all()]
+
+
+def release(engine: Engine, now: datetime, why: str, *, holder: str, keys: Sequence[int] | None = None) -> int:
+    """Take back the in-flight rows of `holder` (only `keys`, if given): a claimed row is sent again;
+    a committing one may have been delivered, so it becomes uncertain. Returns how many rows."""
+    with transaction(engine) as session:
+        query = select(OutboxRow).where(col(OutboxRow.status).in_(_IN_FLIGHT), OutboxRow.claimed_by == holder)
+        if keys is not None:
+            query = query.where(col(OutboxRow.id).in_(keys))
+        rows = session.exec(query.with_for_update()).all()
+        for row in rows:
+            if row.status == Delivery.CLAIMED.value:  # its final "." was never written: safe to send again
+                row.status = Delivery.PENDING.value
+            else:
+                row.status = Delivery.UNCERTAIN.value
+                row.last_error = f"{why} after the message was handed over; it may have been delivered"
+                _event(session, row, now, EventKind.SEND_UNCERTAIN,
+                       f"{row.purpose} {row.message_id}: not sent again, check delivery")
+                log.warning("send uncertain outbox=%s case=%s: %s", row.id, row.case_id, why)
+            row.claimed_by = ""
+            session.add(row)
+        return len(rows)
+
+
+def _event(session: Session, row: OutboxRow, now: datetime, kind: EventKind, detail: str) -> None:
+    if row.case_id is not None:
+        session.add(EventRow(case_id=row.case_id, at=now, kind=kind.value, detail=detail))

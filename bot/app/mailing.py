@@ -1,0 +1,66 @@
+"""Mail to a customer about their case: rendered from a template, serialised, and queued through the
+outbox with its place among the case's messages and a line in its history. Acknowledgements,
+reminders and (later) staff replies all come through here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.adapters.store.cases import kinds_text, record_of
+from bot.adapters.store.outbox import CaseMessage, Queued, enqueue
+from bot.adapters.store.tables import CaseRow
+from bot.compose.context import case_context
+from bot.compose.message import build_reply, make_message_id, serialise
+from bot.compose.templates import Renderer
+from bot.core.model import Action, EventKind
+from bot.settings import Settings
+
+
+@dataclass(frozen=True)
+class CaseMail:
+    """Which mail, and how it is threaded and counted."""
+
+    template: str
+    purpose: str  # unique per case: "ack", "reminder14"...; part of the Message-ID
+    action: Action  # how it shows among the case's messages
+    event: EventKind  # its line in the history
+    in_reply_to: str
+    references: tuple[str, ...]
+    attach_form: bool = False
+    auto_submitted: str = "auto-replied"
+    automatic: bool = True  # counts towards the per-sender cap
+    inquiry_subject: str = ""
+
+
+class Mailing:
+    def __init__(self, settings: Settings, renderer: Renderer) -> None:
+        self.settings = settings
+        self.renderer = renderer
+        self.sender = settings.sender
+
+    def queue(self, session: Session, case: CaseRow, mail: CaseMail, now: datetime) -> str:
+        """Render, serialise and queue `mail` to the case's requester; returns its Message-ID.
+        Raises TemplateProblem (nothing queued) when the template does not render."""
+        assert case.id is not None
+        message_id = make_message_id(case.ref, mail.purpose, self.sender.domain)
+        ctx = case_context(self.settings, record_of(case), inquiry_subject=mail.inquiry_subject)
+        out = build_reply(renderer=self.renderer, template=mail.template, ctx=ctx, message_id=message_id,
+                          in_reply_to=mail.in_reply_to, references=mail.references,
+                          attach_form=mail.attach_form, auto_submitted=mail.auto_submitted)
+        s = self.sender
+        raw = serialise(out, from_address=s.address, from_name=s.name, reply_to=s.address, date=now,
+                        japanese_charset=s.japanese_charset)
+        reason = mail.template if mail.action is Action.REPLY else mail.purpose
+        detail = f"{mail.template} {message_id}" if mail.event is EventKind.REPLY_QUEUED else f"{mail.purpose} {message_id}"
+        if mail.attach_form and mail.event is EventKind.REPLY_QUEUED:
+            detail += " with form"
+        enqueue(session, Queued(
+            purpose=mail.purpose, message_id=message_id, to_addr=case.requester, raw=raw, automatic=mail.automatic,
+            case_id=case.id, note=(mail.event, detail),
+            message=CaseMessage(subject=out.subject, in_reply_to=mail.in_reply_to, kinds=kinds_text(ctx.kinds),
+                                language=case.language, action=mail.action, reason=reason),
+        ), now, from_addr=s.address)
+        return message_id

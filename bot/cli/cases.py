@@ -1,0 +1,108 @@
+"""`cases ...`: list, show, and the staff actions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.cli.commands import TABLE_ROWS
+from bot.core.clock import parse_when
+from bot.core.errors import UsageError
+from bot.settings import Settings
+
+
+def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
+    from bot.adapters.store.engine import make_engine
+
+    engine = make_engine(settings.database.url)
+    zone, now = settings.zone, datetime.now(UTC)
+
+    if args.action in ("list", "show"):
+        from bot.adapters.store.cases import list_cases, load_case
+        from bot.staff.views import case_detail_json, case_json
+
+        if args.action == "list":
+            newest = args.limit if args.limit is not None else None if args.json or args.all else TABLE_ROWS
+            rows, total = list_cases(engine, status=args.status, kind=args.kind,
+                                     overdue_at=now if args.overdue else None, newest=newest)
+            data = [case_json(c, now, zone) for c in rows]
+            if args.json:
+                print(json.dumps(data, ensure_ascii=False, indent=2))
+            else:
+                _print_table(data, total)
+            return 0
+        case, messages, events = load_case(engine, args.ref)
+        detail = case_detail_json(case, messages, events, now, zone)
+        if args.json:
+            print(json.dumps(detail, ensure_ascii=False, indent=2))
+        else:
+            _print_detail(detail)
+        return 0
+    if args.action == "purge":
+        from bot.adapters.store.retention import purge
+
+        if settings.database.retention_days <= 0:
+            raise UsageError("database.retention_days is 0 (keep forever): nothing to purge")
+        refs = purge(engine, now=now, retention_days=settings.database.retention_days, dry_run=args.dry_run)
+        verb = "would erase" if args.dry_run else "erased"
+        print(f"{verb} personal data of {len(refs)} closed case(s)" + (": " + ", ".join(refs) if refs else ""))
+        return 0
+
+    from bot.core import lifecycle
+    from bot.core.model import Kind
+    from bot.staff.actions import apply, os_user
+
+    def when(text: str | None) -> datetime:
+        try:
+            return parse_when(text, zone) if text else now
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    event: lifecycle.CaseEvent
+    if args.action == "set-kinds":
+        try:
+            kinds = tuple(Kind(k.strip()) for k in args.kinds.split(",") if k.strip())
+        except ValueError:
+            raise UsageError(f"--kinds: use {', '.join(k.value for k in Kind)}") from None
+        event = lifecycle.KindsSet(kinds)
+    elif args.action == "docs-received":
+        event = lifecycle.DocsReceived(when(args.on))
+    elif args.action == "extend":
+        event = lifecycle.Extend(args.days, args.reason)
+    elif args.action == "responded":
+        event = lifecycle.Responded(when(args.on))
+    else:
+        event = lifecycle.Close(now, args.reason)
+    case, line = apply(engine, args.ref, event, now=now, policy=settings.case_policy, actor=args.actor or os_user())
+    print(f"{case.ref}: {line}")
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]], total: int) -> None:
+    """A plain aligned table: fast for 100,000 rows, and easy to grep."""
+    head = ("ref", "status", "kinds", "requester", "lang", "opened", "due", "")
+    table = [(r["ref"], r["status"], ",".join(r["kinds"]), r["requester"], r["language"],
+              (r["opened_at"] or "")[:16].replace("T", " "), (r["due_at"] or "")[:10],
+              "OVERDUE" if r["overdue"] else "") for r in rows]
+    widths = [max([len(h)] + [len(t[i]) for t in table[:2000]]) for i, h in enumerate(head)]
+    shown = f"{total} case(s)" if total == len(rows) else f"{total} case(s), the newest {len(rows)} shown (--all for every one)"
+    lines = [shown, "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines.extend("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)).rstrip() for t in table)
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _print_detail(d: dict[str, Any]) -> None:
+    """Plain text: customer text may hold anything, so nothing here is interpreted as markup."""
+    out = [f"{d['ref']}  {d['status']}  kinds: {', '.join(d['kinds'])}  language: {d['language']}",
+           f"requester: {d['requester']}   subject: {d['subject']}"]
+    out += [f"  {key}: {d[key] or '-'}" for key in ("opened_at", "documents_received_at", "due_at",
+                                                   "responded_at", "closed_at")]
+    out.append("messages")
+    out += [f"  {m['recorded_at'][:16]} {m['direction']:3} {m['action']:10} {m['message_id']}  {m['subject']}"
+            for m in d["messages"]]
+    out.append("history")
+    out += [f"  {e['at'][:16]} {e['actor']:12} {e['kind']:18} {e['detail']}" for e in d["events"]]
+    sys.stdout.write("\n".join(out) + "\n")

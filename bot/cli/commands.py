@@ -1,0 +1,73 @@
+"""Every command's arguments, in one place (SPEC section 2): `run_bot.py --help` lists them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bot.core.model import Kind, Status
+
+TABLE_ROWS = 200  # `cases list` as a table: the newest cases; a person does not read 100,000 lines
+
+
+def add_commands(sub: Any) -> None:
+    run = sub.add_parser("run", help="watch the mailbox and answer, until stopped")
+    run.add_argument("--once", action="store_true", help="process what is waiting, send what is due, exit")
+
+    _cases(sub.add_parser("cases", help="list, show and update cases"))
+
+    tpl = sub.add_parser("templates", help="check or preview reply templates")
+    tsub = tpl.add_subparsers(dest="action", required=True, parser_class=type(tpl))
+    tsub.add_parser("check", help="render every template in every language with sample data")
+    prev = tsub.add_parser("preview", help="print one rendered message")
+    prev.add_argument("name")
+    prev.add_argument("--lang", choices=["ja", "en"], default="en")
+
+    dig = sub.add_parser("digest", help="the staff digest, printed or mailed")
+    mode = dig.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--print", action="store_true", dest="print_", help="print the text digest")
+    mode.add_argument("--send", action="store_true", help="mail it to staff.digest_recipients")
+    dig.add_argument("--as-of", help="date-time the digest is made for (default now)")
+
+    cfg = sub.add_parser("config", help="show the effective configuration, secrets masked")
+    cfg.add_subparsers(dest="action", required=True, parser_class=type(cfg)).add_parser("show")
+
+    demo = sub.add_parser("demo", help="run the whole bot here with its own IMAP and SMTP servers")
+    demo.add_argument("--dir", default="demo-data", help="where the demo keeps its SQLite file")
+    demo.add_argument("--exit-after", type=float, default=0.0,
+                      help="stop after this many seconds once the samples are answered (0: run until Ctrl-C)")
+
+
+def _cases(cases: argparse.ArgumentParser) -> None:
+    csub = cases.add_subparsers(dest="action", required=True, parser_class=type(cases))
+    ls = csub.add_parser("list", help="the cases")
+    ls.add_argument("--status", choices=[s.value for s in Status])
+    ls.add_argument("--kind", choices=[k.value for k in Kind])
+    ls.add_argument("--overdue", action="store_true", help="only cases past their due date")
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--limit", type=int, metavar="N",
+                    help=f"only the newest N cases (the table shows the newest {TABLE_ROWS} unless --all; --json shows all)")
+    ls.add_argument("--all", action="store_true", help="the table shows every case")
+    show = csub.add_parser("show", help="one case with its messages and events")
+    show.add_argument("ref")
+    show.add_argument("--json", action="store_true")
+    docs = csub.add_parser("docs-received", help="the postal documents arrived: starts the response clock")
+    docs.add_argument("ref")
+    docs.add_argument("--on", help="date (YYYY-MM-DD) or date-time; default now")
+    ext = csub.add_parser("extend", help="extend the due date")
+    ext.add_argument("ref")
+    ext.add_argument("--days", type=int, required=True)
+    ext.add_argument("--reason", required=True)
+    resp = csub.add_parser("responded", help="the written answer was sent")
+    resp.add_argument("ref")
+    resp.add_argument("--on")
+    sk = csub.add_parser("set-kinds", help="sort a needs_staff case by hand")
+    sk.add_argument("ref")
+    sk.add_argument("--kinds", required=True, help="comma-separated, e.g. disclosure,deletion")
+    purge = csub.add_parser("purge", help="erase personal data of cases closed over database.retention_days ago")
+    purge.add_argument("--dry-run", action="store_true", help="only list what would be erased")
+    close = csub.add_parser("close", help="close the case")
+    close.add_argument("ref")
+    close.add_argument("--reason", default="")
+    for p in (docs, ext, resp, sk, close):
+        p.add_argument("--as", dest="actor", metavar="NAME", help="who does this, for the case history (default: the OS user)")
