@@ -22,8 +22,12 @@ servers:
 test: $(STAMP) servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The style rules, the import contract (pyproject's [tool.importlinter]: the rooms and the pure core)
+# and strict typing; any of them failing fails `make lint`.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot tests bench scripts
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

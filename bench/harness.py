@@ -72,7 +72,7 @@ def render_table(rows: Sequence[Row]) -> str:
     align = ["<", "<", ">", "<", "<", "<", "<"]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=False)).rstrip()
 
     out = [line(head), line(["-" * w for w in widths])]
     last = None
@@ -282,12 +282,13 @@ class Context:
     dbs: Databases
     shared: dict[str, Any] = field(default_factory=dict)  # figures one section hands to a later one
 
-    def config(self, label: str, *, user: str = "bot", db_url: str | None = None, extra: str = "") -> tuple[Path, str]:
+    def config(self, label: str, *, user: str = "bot", db_url: str | None = None,
+               overrides: dict[str, dict[str, Any]] | None = None) -> tuple[Path, str]:
         url = db_url or self.dbs.new(label)
         directory = self.workdir / f"cfg-{label}-{secrets.token_hex(3)}"
         password = Dovecot.USERS[user]
         path = write_config(directory, imap_port=self.dovecot.port, smtp_port=self.sink.port, db_url=url,
-                            user=user, password=password, extra=extra)
+                            user=user, password=password, overrides=overrides)
         return path, url
 
     def mailbox_name(self, user: str = "bot", folder: str = "INBOX") -> str:

@@ -79,7 +79,7 @@ def _stragglers(ctx: Context, bot: BotRun, before: int, mails_from: int) -> list
     writer = ctx.dovecot.client()
     try:
         for t in range(ctx.args.stragglers):
-            a_mid, a_raw = inquiry(mails_from + 2 * t)
+            _a_mid, a_raw = inquiry(mails_from + 2 * t)
             b_mid, b_raw = inquiry(mails_from + 2 * t + 1)
             resp = writer.append("INBOX", _crlf(a_raw))
             m = _APPENDUID.search(resp)

@@ -81,7 +81,8 @@ def processed_db(ctx: Context, user: str, uidvalidity: int, uids: list[int], lab
     """A fresh database in which every one of `uids` is already taken in (cursor + ledger)."""
     from sqlalchemy import insert
 
-    from bot.adapters.store import CursorRow, LedgerRow, make_engine
+    from bot.adapters.store.engine import make_engine
+    from bot.adapters.store.tables import CursorRow, LedgerRow
 
     url = ctx.dbs.new(label)
     engine = make_engine(url)

@@ -80,7 +80,7 @@ def profile_drain(ctx: Context) -> list[Row]:
     m = ctx.args.drain
     drain.fill_backlog(ctx, m, start=800_000)
     out = ctx.workdir / "drain.prof"
-    bot, elapsed, _ = drain.drain(ctx, "profile", python_args=("-m", "cProfile", "-o", str(out)))
+    _bot, elapsed, _ = drain.drain(ctx, "profile", python_args=("-m", "cProfile", "-o", str(out)))
     text = io.StringIO()
     stats = pstats.Stats(str(out), stream=text)
     stats.strip_dirs().sort_stats("cumulative").print_stats(15)

@@ -30,7 +30,8 @@ def build(url: str, count: int, seed: int, now: datetime) -> float:
     """Insert `count` cases (and their rows) into a fresh database; returns seconds."""
     from sqlalchemy import insert
 
-    from bot.adapters.store import CaseRow, CounterRow, EventRow, MessageRow, OutboxRow, make_engine
+    from bot.adapters.store.engine import make_engine
+    from bot.adapters.store.tables import CaseRow, CounterRow, EventRow, MessageRow, OutboxRow
 
     rng = random.Random(seed)
     engine = make_engine(url)

@@ -37,9 +37,9 @@ def main() -> None:
 
     import rich.table  # noqa: F401
 
-    import bot.cli  # noqa: F401  (imports are not part of the measurement)
-    import bot.compose.digest  # noqa: F401
-    import bot.staff.actions  # noqa: F401
+    import bot.cli
+    import bot.compose.digest
+    import bot.staff.actions
     import bot.staff.views  # noqa: F401
     from bot.cli import main as cli_main
 

@@ -154,26 +154,26 @@ class Settings(BaseSettings):
         return ZoneInfo(self.policy.timezone)
 
     @property
-    def calendar(self) -> "Calendar":
+    def calendar(self) -> Calendar:
         from bot.core.clock import Calendar
 
         return Calendar(self.zone, self.policy.day_count == "business", tuple(self.policy.closures))
 
     @property
-    def sender(self) -> "Sender":
+    def sender(self) -> Sender:
         """Who the bot's mail comes from."""
         from bot.core.model import Sender
 
         return Sender(self.smtp.from_address, self.smtp.from_name, self.smtp.japanese_charset)
 
     @property
-    def case_policy(self) -> "CasePolicy":
+    def case_policy(self) -> CasePolicy:
         from bot.core.lifecycle import CasePolicy
 
         return CasePolicy(self.policy.response_days, self.zone, self.calendar)
 
     @property
-    def followup_policy(self) -> "FollowupPolicy":
+    def followup_policy(self) -> FollowupPolicy:
         from bot.core.followups import FollowupPolicy
 
         return FollowupPolicy(tuple(self.policy.reminder_days), self.policy.abandon_days)

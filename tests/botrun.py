@@ -7,53 +7,62 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_config(directory: Path, *, imap_port: int, smtp_port: int, db_url: str,
-                 user: str = "bot", password: str = "botpass", extra: str = "") -> Path:
+DELETE = object()  # in `overrides`: leave this key out of the file
+
+
+def base_config(*, imap_port: int, smtp_port: int, db_url: str, user: str = "bot",
+                password: str = "botpass") -> dict[str, dict[str, Any]]:
+    """The test servers' config as data."""
+    return {
+        "mailbox": {"host": "127.0.0.1", "port": imap_port, "security": "none", "username": user,
+                    "password": password, "folder": "INBOX", "first_start": "all", "idle_renew_seconds": 60},
+        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "from_address": "privacy@bot.test",
+                 "from_name": "Privacy Office", "retry_base_seconds": 1},
+        "database": {"url": db_url},
+        "staff": {"digest_recipients": []},
+        "policy": {"timezone": "Asia/Tokyo", "response_days": 14,
+                   "postal_address": "Privacy Office, 1-1 Takashima, Nishi-ku, Yokohama 220-8686, Japan",
+                   "max_auto_replies_per_sender_per_day": 3, "company_name": "Example K.K."},
+        "paths": {"templates": str(ROOT / "templates"), "rules": str(ROOT / "config" / "rules.toml")},
+    }
+
+
+def merged(config: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    out = {section: dict(values) for section, values in config.items()}
+    for section, values in (overrides or {}).items():
+        target = out.setdefault(section, {})
+        for key, value in values.items():
+            if value is DELETE:
+                target.pop(key, None)
+            else:
+                target[key] = value
+    return out
+
+
+def write_config(directory: Path, *, imap_port: int, smtp_port: int, db_url: str, user: str = "bot",
+                 password: str = "botpass", overrides: dict[str, dict[str, Any]] | None = None,
+                 name: str = "bot.toml") -> Path:
+    """A config file for the test servers, with `overrides` ({section: {key: value or DELETE}}) applied."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "bot.toml"
-    path.write_text(f"""
-[mailbox]
-host = "127.0.0.1"
-port = {imap_port}
-security = "none"
-username = "{user}"
-password = "{password}"
-folder = "INBOX"
-first_start = "all"
-idle_renew_seconds = 60
+    path = directory / name
+    data = merged(base_config(imap_port=imap_port, smtp_port=smtp_port, db_url=db_url, user=user,
+                              password=password), overrides)
+    path.write_text(tomli_w.dumps(data))
+    return path
 
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from_address = "privacy@bot.test"
-from_name = "Privacy Office"
-retry_base_seconds = 1
 
-[database]
-url = "{db_url}"
-
-[staff]
-digest_recipients = []
-
-[policy]
-timezone = "Asia/Tokyo"
-response_days = 14
-postal_address = "Privacy Office, 1-1 Takashima, Nishi-ku, Yokohama 220-8686, Japan"
-max_auto_replies_per_sender_per_day = 3
-company_name = "Example K.K."
-
-[paths]
-templates = "{ROOT / 'templates'}"
-rules = "{ROOT / 'config' / 'rules.toml'}"
-{extra}
-""")
+def edit_config(path: Path, overrides: dict[str, dict[str, Any]]) -> Path:
+    """Apply `overrides` to an existing config file."""
+    path.write_text(tomli_w.dumps(merged(tomllib.loads(path.read_text()), overrides)))
     return path
 
 

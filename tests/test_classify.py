@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from bot.core.classify import classify, detect_language, find_ref, match_text, normalise, strip_quoted
+from bot.core.classify.rules import rules_from_data
 from bot.core.errors import ConfigError
 from bot.core.model import Attachment, InboundEmail, Kind, Suppress
-from bot.core.classify.rules import rules_from_data
 from bot.settings import default_rules_path, load_rules
 from tests.factories import inbound
 

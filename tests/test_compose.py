@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from bot.compose.message import MAX_REFERENCES, build_reply, make_message_id, serialise, thread_references
+from bot.compose.templates import Renderer, ReplyContext, sample_context
 from bot.core.errors import SendError, TemplateProblem
 from bot.core.model import Attached, Kind, OutboundEmail
-from bot.compose.templates import Renderer, ReplyContext, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REF = "PRV-2026-00042"
@@ -134,7 +134,7 @@ def test_build_reply_other_language_is_english(renderer: Renderer) -> None:
 
 
 def test_build_reply_missing_template(renderer: Renderer) -> None:
-    with pytest.raises(TemplateProblem, match="nope.en.txt.j2"):
+    with pytest.raises(TemplateProblem, match=r"nope\.en\.txt\.j2"):
         reply(renderer, "en", template="nope")
 
 

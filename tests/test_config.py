@@ -1,13 +1,14 @@
 import json
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
-from bot.settings import load_settings
 from bot.core.errors import ConfigError
-from tests.botrun import ROOT, write_config
+from bot.settings import load_settings
+from tests.botrun import DELETE, ROOT, edit_config, write_config
 
 
 @pytest.fixture
@@ -29,25 +30,23 @@ def test_environment_overrides_file(cfg: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "key"),
+    ("overrides", "key"),
     [
-        ("port = 10143", 'port = "not a number"', "mailbox.port"),
-        ('security = "none"', 'security = "tls"', "mailbox.security"),
-        ('timezone = "Asia/Tokyo"', 'timezone = "Mars/Olympus"', "policy.timezone"),
-        ('from_address = "privacy@bot.test"\n', "", "smtp.from_address"),
-        ("response_days = 14", "response_days = 14\nbogus_key = 1", "policy.bogus_key"),
+        ({"mailbox": {"port": "not a number"}}, "mailbox.port"),
+        ({"mailbox": {"security": "tls"}}, "mailbox.security"),
+        ({"policy": {"timezone": "Mars/Olympus"}}, "policy.timezone"),
+        ({"smtp": {"from_address": DELETE}}, "smtp.from_address"),
+        ({"policy": {"bogus_key": 1}}, "policy.bogus_key"),
     ],
 )
-def test_bad_config_names_the_key(cfg: Path, old: str, new: str, key: str) -> None:
-    text = cfg.read_text()
-    assert old in text
-    cfg.write_text(text.replace(old, new, 1))
+def test_bad_config_names_the_key(cfg: Path, overrides: dict, key: str) -> None:
+    edit_config(cfg, overrides)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_settings(cfg)
 
 
 def test_cli_bad_config_exits_2_without_traceback(cfg: Path) -> None:
-    cfg.write_text(cfg.read_text().replace("port = 10143", 'port = "x"'))
+    edit_config(cfg, {"mailbox": {"port": "x"}})
     r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "cases", "list"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "mailbox.port" in r.stderr and "Traceback" not in r.stderr
@@ -72,14 +71,14 @@ def test_config_show_masks_secrets(cfg: Path) -> None:
 
 
 def test_staff_commands_from_the_command_line(tmp_path: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from bot.adapters.store.engine import make_engine, transaction
     from bot.adapters.store.tables import CaseRow
 
     db = f"sqlite:///{tmp_path}/bot.db"
     engine = make_engine(db)
-    opened = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+    opened = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
     with transaction(engine) as s:
         s.add(CaseRow(ref="PRV-2026-00001", status="needs_staff", kinds="general", requester="a@example.com",
                       opened_at=opened, updated_at=opened))
@@ -108,7 +107,7 @@ def test_staff_commands_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_purge_erases_personal_data_of_old_closed_cases(tmp_path: Path) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from sqlmodel import Session, select
 
@@ -117,7 +116,7 @@ def test_purge_erases_personal_data_of_old_closed_cases(tmp_path: Path) -> None:
 
     db = f"sqlite:///{tmp_path}/bot.db"
     engine = make_engine(db)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with transaction(engine) as s:
         for i, closed_days in enumerate((400, 10, None), 1):
             closed = now - timedelta(days=closed_days) if closed_days else None
@@ -129,7 +128,7 @@ def test_purge_erases_personal_data_of_old_closed_cases(tmp_path: Path) -> None:
             s.add(MessageRow(case_id=case.id, direction="in", message_id=f"<m{i}@x>", from_addr=f"person{i}@example.com",
                              subject="My data", recorded_at=now))
     cfg = write_config(tmp_path, imap_port=1, smtp_port=1, db_url=db)
-    cfg.write_text(cfg.read_text().replace(f'url = "{db}"', f'url = "{db}"\nretention_days = 365'))
+    edit_config(cfg, {"database": {"retention_days": 365}})
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "cases", *args], cwd=ROOT,
@@ -157,7 +156,7 @@ def test_broken_template_stops_the_start_with_exit_2(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "templates", templates)
     (templates / "ack_rights.en.txt.j2").write_text("Subject: [{{ ref }}] x\n\n{{ no_such_variable }}\n")
     cfg = write_config(tmp_path, imap_port=1, smtp_port=1, db_url=f"sqlite:///{tmp_path}/bot.db")
-    cfg.write_text(cfg.read_text().replace(str(ROOT / "templates"), str(templates)))
+    edit_config(cfg, {"paths": {"templates": str(templates)}})
     r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "run", "--once"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "ack_rights.en.txt.j2" in r.stderr and "Traceback" not in r.stderr

@@ -16,9 +16,9 @@ import aiosmtplib
 import pytest
 from imapclient import IMAPClient
 
+from bot.core.model import Kind, Suppress
 from bot.demo.samples import SAMPLES, sample_messages
 from bot.demo.servers import DemoServers, ReceivedMail
-from bot.core.model import Kind, Suppress
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from bot.adapters.store.cases import digest_facts
-from bot.compose.notices import StaffTemplates
-from bot.core.digest import Digest, build_digest
 from bot.adapters.store.engine import make_engine, transaction
 from bot.adapters.store.tables import CaseRow, MessageRow, OutboxRow
+from bot.compose.notices import StaffTemplates
+from bot.core.digest import Digest, build_digest
 from tests.botrun import ROOT, write_config
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -119,7 +119,7 @@ def test_digest_print_as_of_from_the_command_line(tmp_path: Path) -> None:
     engine.dispose()
     cfg = write_config(tmp_path, imap_port=1, smtp_port=1, db_url=db)
     r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "digest", "--print", "--as-of",
-                        AS_OF.astimezone(timezone.utc).isoformat()], cwd=ROOT, capture_output=True, text=True)
+                        AS_OF.astimezone(UTC).isoformat()], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     overdue_block = r.stdout.split("OVERDUE (1)")[1].split("NOT ACKNOWLEDGED")[0]
     assert "PRV-2026-00001" in overdue_block and "PRV-2026-00002" not in overdue_block

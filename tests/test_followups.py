@@ -1,11 +1,11 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.core.followups import CaseView, FollowupPolicy, Step, due_followups
 from bot.core.model import Status
 
-SENT = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+SENT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 POLICY = FollowupPolicy()
 
 
@@ -40,7 +40,7 @@ def test_configurable_days() -> None:
     assert [f.purpose for f in due_followups([view()], SENT + timedelta(days=10), policy)] == ["abandon"]
 
 
-DUE = datetime(2026, 12, 18, 14, 59, 59, tzinfo=timezone.utc)  # 23:59:59 in Tokyo
+DUE = datetime(2026, 12, 18, 14, 59, 59, tzinfo=UTC)  # 23:59:59 in Tokyo
 
 
 @pytest.mark.parametrize(

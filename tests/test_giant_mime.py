@@ -26,20 +26,19 @@ from typing import Any, TypeVar
 import pytest
 from sqlmodel import Session, select
 
-from bot.core.classify import classify
-from bot.settings import load_settings
-from bot.core.decide import Action, Known, decide
+from bot.adapters.imap import Fetched
+from bot.adapters.store.engine import make_engine
+from bot.adapters.store.tables import MessageRow, OutboxRow
 from bot.app.intake import Intake
 from bot.app.mailing import Mailing
-from bot.adapters.imap import Fetched
+from bot.compose.templates import Renderer
+from bot.core.classify import classify
+from bot.core.classify.rules import Rules
+from bot.core.decide import Action, Known, decide
 from bot.core.model import InboundEmail, Kind
 from bot.core.parse import parse_message
 from bot.core.parse.limits import MAX_HEADER_VALUE, MAX_HEADERS
-from bot.compose.templates import Renderer
-from bot.core.classify.rules import Rules
-from bot.settings import load_rules
-from bot.adapters.store.engine import make_engine
-from bot.adapters.store.tables import MessageRow, OutboxRow
+from bot.settings import load_rules, load_settings
 from tests.botrun import ROOT, bot, cases, write_config
 
 T = TypeVar("T")

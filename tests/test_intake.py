@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bot.settings import load_settings
-from bot.app.intake import Intake
-from bot.app.mailing import Mailing
 from bot.adapters.imap import Fetched
-from bot.compose.templates import Renderer
-from bot.settings import load_rules
 from bot.adapters.store.engine import make_engine
 from bot.adapters.store.tables import CaseRow, EventRow, LedgerRow, MessageRow, OutboxRow
+from bot.app.intake import Intake
+from bot.app.mailing import Mailing
+from bot.compose.templates import Renderer
+from bot.settings import load_rules, load_settings
 from tests.botrun import ROOT, write_config
 from tests.factories import mail_bytes
 

@@ -7,10 +7,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from bot.settings import MailboxSettings
-from bot.core.errors import MailboxError
 from bot.adapters.imap import Mailbox
+from bot.core.errors import MailboxError
 from bot.core.parse import parse_message
+from bot.settings import MailboxSettings
 from tests.factories import mail_bytes
 
 pytestmark = pytest.mark.integration

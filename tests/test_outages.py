@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.botrun import bot_process, cases, wait_for_line, write_config
+from tests.botrun import bot_process, cases, edit_config, wait_for_line, write_config
 from tests.factories import mail_bytes
 from tests.proxy import FaultyProxy
 
@@ -34,15 +34,11 @@ def _inquiry(tag: str) -> bytes:
 def _renew_idle_often(cfg: Path) -> None:
     """Now and then (about one run in five here) Dovecot never announces a mail that lands as the
     bot enters IDLE; the IDLE renewal, which ends with a pass, bounds that wait (see the issue note)."""
-    cfg.write_text(cfg.read_text().replace("idle_renew_seconds = 60", "idle_renew_seconds = 10"))
+    edit_config(cfg, {"mailbox": {"idle_renew_seconds": 10}})
 
 
 def _tune(cfg: Path, **mailbox: object) -> None:
-    text = cfg.read_text()
-    for key, value in mailbox.items():
-        line = f"{key} = {value}\n"
-        text = text.replace("[mailbox]\n", f"[mailbox]\n{line}", 1)
-    cfg.write_text(text)
+    edit_config(cfg, {"mailbox": mailbox})
 
 
 @pytest.fixture
@@ -108,8 +104,7 @@ def test_silent_half_open_link_under_idle_is_given_up_and_replaced(tmp_path: Pat
                                                                   imap_proxy: FaultyProxy) -> None:
     cfg = write_config(tmp_path, imap_port=imap_proxy.port, smtp_port=smtp_sink.port,
                        db_url=f"sqlite:///{tmp_path}/bot.db")
-    cfg.write_text(cfg.read_text().replace("idle_renew_seconds = 60", "idle_renew_seconds = 10"))
-    _tune(cfg, timeout_seconds=3, reconnect_max_seconds=2)
+    _tune(cfg, idle_renew_seconds=10, timeout_seconds=3, reconnect_max_seconds=2)
     log = tmp_path / "bot.log"
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
@@ -256,7 +251,7 @@ def test_smtp_server_down_replies_wait_in_the_outbox_and_go_out_once_when_it_ret
         smtp_proxy.refuse()  # the SMTP server is down from the start
         cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_proxy.port,
                            db_url=f"sqlite:///{tmp_path}/bot.db")
-        cfg.write_text(cfg.read_text().replace("[policy]\n", "[policy]\nsweep_seconds = 5\n", 1))
+        edit_config(cfg, {"policy": {"sweep_seconds": 5}})
         log = tmp_path / "bot.log"
         with log.open("w") as err:
             proc = bot_process(cfg, "run", stderr=err)

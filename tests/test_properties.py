@@ -27,13 +27,13 @@ from typing import Any
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from bot.core.classify import classify
 from bot.compose.message import build_reply, make_message_id, serialise
+from bot.compose.templates import Renderer, one_line, sample_context
+from bot.core.classify import classify
+from bot.core.classify.rules import Rules
 from bot.core.decide import Action, Decision, Known, decide
 from bot.core.model import Classification, InboundEmail
 from bot.core.parse import parse_message
-from bot.compose.templates import Renderer, one_line, sample_context
-from bot.core.classify.rules import Rules
 from bot.settings import load_rules
 from tests.botrun import ROOT
 

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from bot.core.errors import TemplateProblem
-from bot.core.model import Kind
 from bot.compose.templates import (
     REQUIRED_TEMPLATES,
     Renderer,
@@ -24,6 +22,8 @@ from bot.compose.templates import (
     sample_context,
     template_names,
 )
+from bot.core.errors import TemplateProblem
+from bot.core.model import Kind
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REF = "PRV-2026-00042"
@@ -265,7 +265,7 @@ def test_html_templates_are_autoescaped_and_text_is_not(tmp_path: Path) -> None:
 
 
 def test_missing_directory() -> None:
-    with pytest.raises(TemplateProblem, match="templates directory .* not found"):
+    with pytest.raises(TemplateProblem, match=r"templates directory .* not found"):
         Renderer("/nonexistent/templates")
 
 

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.adapters.store.outbox import claim
-from bot.app.outbox import recover
-from bot.adapters.store.engine import make_engine, transaction
-from bot.adapters.store.tables import CaseRow, EventRow, OutboxRow
 from bot.adapters.locks import Presence
+from bot.adapters.store.engine import make_engine, transaction
+from bot.adapters.store.outbox import claim
+from bot.adapters.store.tables import CaseRow, EventRow, OutboxRow
+from bot.app.outbox import recover
 from tests.botrun import bot_process, cases, wait_for_line, write_config
 from tests.factories import mail_bytes
 

@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.settings import Settings, load_settings
+from bot.adapters.imap import Fetched
+from bot.adapters.locks import Presence
+from bot.adapters.smtp import Mailer
+from bot.adapters.store.engine import make_engine
+from bot.adapters.store.tables import CaseRow, EventRow, OutboxRow
 from bot.app.intake import Intake
 from bot.app.mailing import Mailing
 from bot.app.notify import Notifier
-from bot.adapters.imap import Fetched
-from bot.adapters.smtp import Mailer
 from bot.app.outbox import FlushReport, flush
-from bot.compose.templates import Renderer
-from bot.settings import load_rules
-from bot.adapters.store.engine import make_engine
-from bot.adapters.store.tables import CaseRow, EventRow, OutboxRow
 from bot.app.sweep import sweep_once
-from bot.adapters.locks import Presence
+from bot.compose.templates import Renderer
+from bot.settings import Settings, load_rules, load_settings
 from tests.botrun import ROOT, write_config
 from tests.factories import legacy_japanese_mail, mail_bytes
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -116,7 +115,7 @@ def test_daily_digest_once_per_day_and_once_after_downtime(settings, engines, sm
     staffed = settings.model_copy(update={"staff": settings.staff.model_copy(
         update={"digest_recipients": ["dpo@example.com"]})})
     engine, _ = restart(settings, engines)
-    clock = {"now": datetime(2026, 12, 1, 0, 30, tzinfo=timezone.utc)}  # 09:30 in Tokyo, after digest_time
+    clock = {"now": datetime(2026, 12, 1, 0, 30, tzinfo=UTC)}  # 09:30 in Tokyo, after digest_time
     bot = Bot(staffed, clock=lambda: clock["now"], engine=engine)
     bot.daily_digest()
     bot.daily_digest()  # a restart the same day: nothing new
@@ -133,9 +132,8 @@ def test_daily_digest_once_per_day_and_once_after_downtime(settings, engines, sm
 def test_staff_warned_before_due_and_escalated_once_a_day_when_overdue(settings, engines, smtp_sink) -> None:
     from zoneinfo import ZoneInfo
 
+    from bot.core.lifecycle import CasePolicy, DocsReceived, Responded
     from bot.staff import actions as staff
-    from bot.core.lifecycle import CasePolicy
-    from bot.core.lifecycle import DocsReceived, Responded
 
     staffed = settings.model_copy(update={"staff": settings.staff.model_copy(
         update={"digest_recipients": ["dpo@example.com"], "language": "ja"})})

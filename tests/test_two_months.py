@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.settings import load_settings
 from bot.app.service import Bot
+from bot.settings import load_settings
 from tests.botrun import bot, write_config
 from tests.factories import legacy_japanese_mail, mail_bytes
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)  # 10:00 in Tokyo
+T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
 
 
 def test_two_months_of_follow_ups_and_digests(tmp_path: Path, mailbox, smtp_sink, db_url) -> None:
     cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=db_url,
-                       extra='')
-    cfg.write_text(cfg.read_text().replace("digest_recipients = []", 'digest_recipients = ["dpo@bot.test"]'))
+                       overrides={"staff": {"digest_recipients": ["dpo@bot.test"]}})
     settings = load_settings(cfg)
     mailbox.append([
         mail_bytes(sender="ruth@example.com", subject="My data", message_id="<en@x>",

@@ -7,20 +7,20 @@ import random
 import signal
 import time
 from collections import Counter
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
-from bot.settings import load_settings
-from bot.app.intake import Intake
-from bot.app.mailing import Mailing
 from bot.adapters.imap import Fetched
-from bot.compose.templates import Renderer
-from bot.settings import load_rules
 from bot.adapters.store.engine import make_engine
 from bot.adapters.store.tables import OutboxRow
-from tests.botrun import ROOT, bot, bot_process, cases, write_config
+from bot.app.intake import Intake
+from bot.app.mailing import Mailing
+from bot.compose.templates import Renderer
+from bot.settings import load_rules, load_settings
+from tests.botrun import ROOT, bot, bot_process, cases, edit_config, write_config
 from tests.factories import mail_bytes
 from tests.test_end_to_end import INQUIRIES, inquiry_bytes
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 def test_two_bots_mailing_each_other_answer_at_most_once(tmp_path: Path) -> None:
     def make(name: str, address: str) -> Intake:
         cfg = write_config(tmp_path / name, imap_port=1, smtp_port=1, db_url=f"sqlite:///{tmp_path}/{name}.db")
-        cfg.write_text(cfg.read_text().replace("privacy@bot.test", address))
+        edit_config(cfg, {"smtp": {"from_address": address}})
         engine = make_engine(f"sqlite:///{tmp_path}/{name}.db")
         return Intake(Mailing(load_settings(cfg), Renderer(ROOT / "templates")), engine, load_rules(ROOT / "config" / "rules.toml"))
 
@@ -60,9 +60,9 @@ def test_two_bots_mailing_each_other_answer_at_most_once(tmp_path: Path) -> None
 
 
 def _now():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+    return datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 
 
 def test_logs_carry_no_bodies_or_addresses(tmp_path: Path, mailbox, smtp_sink) -> None:
@@ -90,8 +90,7 @@ def test_random_kills_lose_nothing_and_answer_no_one_twice(tmp_path: Path, mailb
     mails, kills = _kill_plan()
     cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port,
                        db_url=f"sqlite:///{tmp_path}/bot.db")
-    cfg.write_text(cfg.read_text().replace("max_auto_replies_per_sender_per_day = 3",
-                                           "max_auto_replies_per_sender_per_day = 1000"))
+    edit_config(cfg, {"policy": {"max_auto_replies_per_sender_per_day": 1000}})
     raws = [mail_bytes(sender=f"c{i}@example.com", subject=f"Request {i}", message_id=f"<k{i}@customer.test>",
                        body="Please send me a copy of my personal data.") for i in range(mails)]
     mailbox.append(raws)

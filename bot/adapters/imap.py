@@ -19,9 +19,9 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from bot.settings import MailboxSettings
 from bot.adapters.tls import tls_context
 from bot.core.errors import MailboxError
+from bot.settings import MailboxSettings
 
 log = logging.getLogger(__name__)
 STORE_BATCH = 1000  # UIDs per STORE or MOVE

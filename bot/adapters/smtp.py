@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-from bot.settings import SmtpSettings
 from bot.adapters.tls import tls_context
+from bot.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Mailer:
             username=s.username or None,
             password=s.password.get_secret_value() or None,
             use_tls=s.security == "ssl",
-            start_tls=True if s.security == "starttls" else False,
+            start_tls=s.security == "starttls",
             tls_context=tls_context(s.tls_verify, s.ca_file) if s.security != "none" else None,
             timeout=s.timeout_seconds,
         )

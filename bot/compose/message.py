@@ -18,10 +18,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from bot.core.errors import SendError
 from bot.compose.form_pdf import request_form_pdf
-from bot.core.model import Attached, OutboundEmail
 from bot.compose.templates import Renderer, ReplyContext
+from bot.core.errors import SendError
+from bot.core.model import Attached, OutboundEmail
 from bot.core.wording import form_filename, normalise_language, one_line
 
 MAX_REFERENCES = 20

@@ -16,7 +16,7 @@ from bot.core.model import OPEN_STATUSES, Status
 DUE_SOON = timedelta(days=3)  # staff are warned, and the digest lists a case, this long before it is due
 
 
-class Step(str, enum.Enum):
+class Step(enum.StrEnum):
     REMIND = "remind"  # customer reminder: documents not yet received
     ABANDON = "abandon"  # close the case as abandoned
     WARN = "warn"  # tell staff: the written answer is due within a few days

@@ -18,11 +18,11 @@ from types import FrameType
 from rich.console import Console
 from sqlmodel import Session, col, select
 
-from bot.settings import Settings
+from bot.adapters.store.tables import CaseRow, MessageRow, OutboxRow
+from bot.app.service import Bot
 from bot.demo.samples import sample_messages
 from bot.demo.servers import DemoServers
-from bot.app.service import Bot
-from bot.adapters.store.tables import CaseRow, MessageRow, OutboxRow
+from bot.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 PRIVACY_ADDRESS = "privacy@demo.test"

@@ -164,5 +164,5 @@ def parse_message(raw: bytes, *, size: int | None = None, truncated: bool = Fals
     """
     try:
         return _parse(raw, size, truncated)
-    except Exception as exc:  # noqa: BLE001 - the contract: one bad message never stops the batch
+    except Exception as exc:
         return _unreadable(raw, size, truncated, f"could not parse message ({type(exc).__name__})")

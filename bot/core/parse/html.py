@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 from bot.core.parse.limits import BAD_INPUT, MAX_HTML
 
+
 class _HTMLText(HTMLParser):
     _SKIP = frozenset({"script", "style", "title"})
     _BLOCK = frozenset(
