@@ -222,9 +222,51 @@ def read_toml(path: Path, what: str, missing_hint: str) -> dict[str, Any]:
 def load_settings(path: Path) -> Settings:
     data = read_toml(path, "config file", "use --config PATH or BOT_CONFIG")
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+    problems = check_together(settings)
+    if problems:
+        raise ConfigError("; ".join(f"{p} [file {path}]" for p in problems))
+    return settings
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def check_together(s: Settings) -> list[str]:
+    """What is wrong with several keys together (each key is fine on its own), naming every key
+    involved; [] when nothing is. The model: aiosmtplib's `_validate_config`."""
+    from email_validator import EmailNotValidError, validate_email
+
+    problems: list[str] = []
+    for name, section in (("mailbox", s.mailbox), ("smtp", s.smtp)):
+        if section.security == "none":
+            if section.password.get_secret_value() and section.host.lower() not in _LOOPBACK:
+                problems.append(f"config keys {name}.security = \"none\" and {name}.password: the password would "
+                                f"cross the network in clear text to {name}.host {section.host!r} "
+                                "(use ssl or starttls; none is for a server on this machine)")
+            if not section.tls_verify or section.ca_file:
+                problems.append(f"config keys {name}.tls_verify / {name}.ca_file have no effect with "
+                                f"{name}.security = \"none\" (no TLS is used)")
+    if s.mailbox.processed_folder and s.mailbox.processed_folder == s.mailbox.folder:
+        problems.append("config keys mailbox.processed_folder and mailbox.folder are the same folder: processed "
+                        "mail would never leave it (leave processed_folder empty to keep mail in place, marked \\Seen)")
+    late = [d for d in s.policy.reminder_days if d >= s.policy.abandon_days]
+    if late:
+        problems.append(f"config keys policy.reminder_days {late} and policy.abandon_days {s.policy.abandon_days}: "
+                        "a reminder must come before the case is closed as abandoned")
+    if any(d <= 0 for d in s.policy.reminder_days):
+        problems.append("config key policy.reminder_days: days after the form was sent must be positive")
+    for key, addresses in (("smtp.from_address", [s.smtp.from_address]),
+                           ("staff.digest_recipients", s.staff.digest_recipients)):
+        for address in addresses:
+            try:
+                validate_email(address, check_deliverability=False, globally_deliverable=False,
+                               test_environment=True)  # syntax only: internal and test domains are fine
+            except EmailNotValidError as exc:
+                problems.append(f"config key {key}: {address!r} is not a usable address ({exc})")
+    return problems
 
 
 def _describe(exc: ValidationError, path: Path) -> str:

@@ -160,3 +160,32 @@ def test_broken_template_stops_the_start_with_exit_2(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "run_bot.py", "--config", str(cfg), "run", "--once"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "ack_rights.en.txt.j2" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "keys"),
+    [
+        ({"smtp": {"security": "none", "password": "secret", "host": "smtp.example.com"}},
+         ("smtp.security", "smtp.password")),
+        ({"mailbox": {"security": "none", "password": "secret", "host": "imap.example.com"}},
+         ("mailbox.security", "mailbox.password")),
+        ({"mailbox": {"tls_verify": False}}, ("mailbox.tls_verify", "mailbox.security")),
+        ({"smtp": {"ca_file": "/etc/ssl/extra.pem"}}, ("smtp.ca_file", "smtp.security")),
+        ({"policy": {"reminder_days": [14, 70]}}, ("policy.reminder_days", "policy.abandon_days")),
+        ({"policy": {"reminder_days": [0]}}, ("policy.reminder_days",)),
+        ({"mailbox": {"processed_folder": "INBOX"}}, ("mailbox.processed_folder", "mailbox.folder")),
+        ({"staff": {"digest_recipients": ["dpo@example.com", "not an address"]}}, ("staff.digest_recipients",)),
+        ({"smtp": {"from_address": "privacy@@bot.test"}}, ("smtp.from_address",)),
+    ],
+)
+def test_contradictory_keys_are_refused_naming_every_key(cfg: Path, overrides: dict, keys: tuple[str, ...]) -> None:
+    edit_config(cfg, overrides)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg)
+    assert all(key in str(caught.value) for key in keys), str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_password_in_clear_text_to_this_machine_is_fine(cfg: Path) -> None:
+    edit_config(cfg, {"smtp": {"security": "none", "password": "secret", "host": "127.0.0.1"}})
+    assert load_settings(cfg).smtp.password.get_secret_value() == "secret"
