@@ -32,11 +32,20 @@ class Sabotage:
     test: tuple[str, ...]  # pytest arguments
     env: tuple[tuple[str, str], ...] = ()
     also: tuple[tuple[str, str, str], ...] = ()  # more (file, old, new) when two defences guard one property
+    command: tuple[str, ...] = ()  # a check other than pytest (run from the copy; caught when it exits non-zero)
 
 
 SABOTAGES = (
+    Sabotage("core-imports-adapter", "rooms: the pure core never imports an adapter (make lint's import contract)",
+             "bot/core/decide.py", "from bot.core.lifecycle import status_for\n",
+             "from bot.adapters.tls import tls_context  # noqa: F401\nfrom bot.core.lifecycle import status_for\n",
+             (), command=("lint-imports",)),
+    Sabotage("core-does-io", "rooms: the pure core imports no IO library (make lint's import contract)",
+             "bot/core/clock.py", "import holidays\n", "import holidays\nimport sqlite3  # noqa: F401\n",
+             (), command=("lint-imports",)),
     Sabotage("resend-uncertain", "1 crash safety: a reply handed to SMTP before a crash is never sent twice",
-             "bot/app/outbox.py", 'if row.status == "claimed":  # its final', 'if True:  # its final',
+             "bot/adapters/store/outbox.py", "if row.status == Delivery.CLAIMED.value:  # its final",
+             "if True:  # its final",
              ("tests/test_scale_out.py", "-k", "dead_worker")),
     Sabotage("idle-eof", "2 outages: a connection cut during IDLE is noticed and nothing is missed",
              "bot/adapters/imap.py", 'raise ConnectionError("IMAP connection closed during IDLE")', "pass",
@@ -54,25 +63,25 @@ SABOTAGES = (
              "bot/adapters/imap.py", 'self.client.fetch(small, ["BODY.PEEK[]"])', 'self.client.fetch(small, ["BODY[]"])',
              ("tests/test_outages.py", "-k", "refusing_writes")),
     Sabotage("no-retry", "2 outages: an SMTP 4xx waits in the outbox and is retried",
-             "bot/app/outbox.py", 'row.status, row.last_error = "pending", result.error',
-             'row.status, row.last_error = "failed", result.error',
+             "bot/app/outbox.py", 'return Delivery.PENDING, result.error, None, ""',
+             'return Delivery.FAILED, result.error, None, ""',
              ("tests/test_end_to_end.py", "-k", "failed_sends and sqlite")),
     Sabotage("parser-crash", "3 broken mail: no unhandled exception, NUL bytes included",
-             "bot/core/parse.py", "    try:\n        return _parse(raw, size, truncated)\n    except Exception as exc:",
+             "bot/core/parse/__init__.py", "    try:\n        return _parse(raw, size, truncated)\n    except Exception as exc:",
              "    try:\n        assert b'\\0' not in raw\n        return _parse(raw, size, truncated)\n"
              "    except UnicodeError as exc:",
              ("tests/test_fuzz_corpus.py",), (("BOT_FUZZ_COUNT", "1000"),)),
     Sabotage("loops", "4 loops: two bots mailing each other answer at most once each",
-             "bot/core/classify.py", "        return Suppress.AUTO_REPLY, evidence", "        pass",
+             "bot/core/classify/suppress.py", "        return Suppress.AUTO_REPLY, evidence", "        pass",
              ("tests/test_under_fire.py", "-k", "two_bots")),
     Sabotage("no-cap", "4 floods: fifty mails from one sender get capped replies",
              "bot/app/intake.py", "reply_cap=self.settings.policy.max_auto_replies_per_sender_per_day",
              "reply_cap=10**6", ("tests/test_intake.py", "-k", "reply_cap")),
     Sabotage("digest-html", "5 hostile input: HTML from mail never reaches the digest unescaped",
-             "bot/compose/digest.py", 'autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False)',
+             "bot/compose/notices.py", 'autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False)',
              "autoescape=False", ("tests/test_digest.py",)),
     Sabotage("dmarc", "5 hostile input: dmarc=fail is flagged to staff",
-             "bot/core/classify.py", r'_DMARC_FAIL = re.compile(r"\bdmarc\s*=\s*fail\b", re.IGNORECASE)',
+             "bot/core/classify/__init__.py", r'_DMARC_FAIL = re.compile(r"\bdmarc\s*=\s*fail\b", re.IGNORECASE)',
              r'_DMARC_FAIL = re.compile(r"(?!x)x")', ("tests/test_classify.py", "-k", "dmarc")),
     Sabotage("secrets", "6 privacy: a config dump masks secrets",
              "bot/settings.py", 'data[section]["password"] = "***"', "pass",
@@ -99,6 +108,13 @@ def run(sabotage: Sabotage, python: str) -> tuple[bool, str, float]:
         if corpus.is_dir():  # the copy is elsewhere, so point the tests at the corpus
             env.setdefault("BOT_CORPUS_DIR", str(corpus))
         started = time.monotonic()
+        if sabotage.command:
+            tool = str(Path(python).parent / sabotage.command[0])
+            result = subprocess.run([tool, *sabotage.command[1:]], cwd=copy, env=env, capture_output=True,
+                                    text=True, timeout=600)
+            took = time.monotonic() - started
+            summary = next((line for line in result.stdout.splitlines() if "broken" in line), "(no verdict)")
+            return result.returncode != 0 and "0 broken" not in summary, summary.strip(), took
         result = subprocess.run([python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *sabotage.test],
                                 cwd=copy, env=env, capture_output=True, text=True, timeout=600)
         took = time.monotonic() - started
@@ -116,7 +132,7 @@ def main(names: list[str]) -> int:
         blind += not caught
         verdict = "caught" if caught else "NOT CAUGHT"
         print(f"{verdict:10} {sabotage.name:16} {took:5.0f}s  {sabotage.breaks}\n"
-              f"{'':28}{sabotage.file}; {' '.join(sabotage.test)} -> {summary}", flush=True)
+              f"{'':28}{sabotage.file}; {' '.join(sabotage.command or sabotage.test)} -> {summary}", flush=True)
     print(f"\n{len(chosen) - blind} of {len(chosen)} sabotages caught by their tests")
     return 1 if blind else 0
 
