@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.core.classify import classify
 from bot.core.decide import Action, Known, decide
-from bot.core.parse import parse_message
+from bot.core.parse import INTERNAL_ERROR, parse_message
 from bot.settings import load_rules
 from tests.botrun import ROOT
 
@@ -64,11 +64,13 @@ def test_mutated_corpus_never_crashes(corpus_dir: Path) -> None:
     for i in range(count):
         raw = mutate(rng.choice(seeds), rng)
         mail = parse_message(raw)
-        sorted_ = classify(mail, rules, own_addresses=frozenset({"privacy@example.com"}))
+        assert not mail.parse_error.startswith(INTERNAL_ERROR), (i, mail.parse_error)  # the parser itself failed
+        sorted_ = classify(mail, rules, own_addresses=frozenset({"privacy@example.com"}))  # raises on a bug
         decision = decide(mail, sorted_, Known(), reply_cap=3)
         actions[decision.action.value] = actions.get(decision.action.value, 0) + 1
         if decision.action is Action.QUARANTINED:
             assert decision.reason, i
         assert "\n" not in mail.subject and "\r" not in mail.subject, i
     print(f"fuzz: {count} mutants -> {actions}")
-    assert sum(actions.values()) == count
+    # Mutants stay mail: most are still understood (a parser that gives up easily would quarantine them).
+    assert actions.get(Action.QUARANTINED.value, 0) < count * 0.2, actions

@@ -22,7 +22,10 @@ from bot.core.parse.charsets import ISO2022JP, codecs_for, norm_label
 from bot.core.parse.limits import BAD_INPUT, MAX_ADDRESSES, MAX_DEFECTS, MAX_IDS, MAX_NAME, MAX_SUBJECT
 from bot.core.parse.mime import Walk, body, content_type, preamble
 
-__all__ = ["parse_message"]
+__all__ = ["INTERNAL_ERROR", "parse_message"]
+
+# The start of `parse_error` when the parser itself failed (a bug, not the mail): tests look for it.
+INTERNAL_ERROR = "could not parse message"
 
 _LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\n)+")
 
@@ -165,4 +168,4 @@ def parse_message(raw: bytes, *, size: int | None = None, truncated: bool = Fals
     try:
         return _parse(raw, size, truncated)
     except Exception as exc:
-        return _unreadable(raw, size, truncated, f"could not parse message ({type(exc).__name__})")
+        return _unreadable(raw, size, truncated, f"{INTERNAL_ERROR} ({type(exc).__name__})")
