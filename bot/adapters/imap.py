@@ -124,6 +124,18 @@ class Mailbox:
                     continue
                 raise MailboxError(f"IMAP {mechanism} sign-in as {user} refused with a renewed token: {reason}") from None
 
+    def after_trouble(self) -> None:
+        """After the connection broke: if the server's last words were a BYE about the token (Microsoft's
+        "Session invalidated - AccessTokenExpired", which may come in answer to any command), drop the
+        token so the reconnect signs in with a new one."""
+        store = getattr(getattr(self._client, "_imap", None), "untagged_responses", None)
+        if not isinstance(store, dict) or self.tokens is None:
+            return
+        words = b" ".join(w for w in store.get("BYE", []) if isinstance(w, bytes)).decode(errors="replace")
+        if _token_ended(words):
+            log.warning("IMAP server ended the session: %s", words[:200])
+            self.tokens.invalidate()
+
     @property
     def client(self) -> IMAPClient:
         if self._client is None:

@@ -197,6 +197,7 @@ class Bot:
                     mailbox.wait_for_mail(self.settings.mailbox.idle_renew_seconds, self.stop_event.is_set)
                     self.vitals.reached(self.clock())  # the IDLE (or poll) ended with the server's answer
             except RECONNECT_ON as exc:
+                mailbox.after_trouble()
                 log.warning("connection trouble (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
