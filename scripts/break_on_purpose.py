@@ -41,7 +41,7 @@ SABOTAGES = (
              "from bot.adapters.tls import tls_context  # noqa: F401\nfrom bot.core.lifecycle import status_for\n",
              (), command=("lint-imports",)),
     Sabotage("core-does-io", "rooms: the pure core imports no IO library (make lint's import contract)",
-             "bot/core/clock.py", "import holidays\n", "import holidays\nimport sqlite3  # noqa: F401\n",
+             "bot/core/clock.py", "from zoneinfo import ZoneInfo\n", "from zoneinfo import ZoneInfo\nimport sqlite3  # noqa: F401\n",
              (), command=("lint-imports",)),
     Sabotage("resend-uncertain", "1 crash safety: a reply handed to SMTP before a crash is never sent twice",
              "bot/adapters/store/outbox.py", "if row.status == Delivery.CLAIMED.value:  # its final",
