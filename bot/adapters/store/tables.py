@@ -14,6 +14,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.core.model import Delivery
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and always returns them aware."""
@@ -134,7 +136,7 @@ class OutboxRow(SQLModel, table=True):
     raw: bytes = Field(sa_type=LargeBinary)
     # pending -> claimed (by a worker) -> committing (final "." about to be written) -> sent;
     # or back to pending (retry), failed (refused for good), uncertain (may have been delivered)
-    status: str = Field(default="pending", index=True, max_length=16)
+    status: str = Field(default=Delivery.PENDING.value, index=True, max_length=16)
     claimed_by: str = Field(default="", max_length=300)
     attempts: int = 0
     next_attempt_at: datetime = _when(index=True)
