@@ -36,7 +36,7 @@ MIN_DOCS = 2  # a text feature must occur in this many training mails to be kept
 FOLDS = 5  # cross-validation folds for calibrating the thresholds
 SEED = 20261201
 SURE_FLOOR, SURE_CEILING = 0.35, 0.8  # the calibrated sure threshold stays within these
-UNSURE_RATIO = 0.5  # the unsure threshold: this share of the sure one
+UNSURE_RATIO = 0.8  # the unsure threshold: this share of the sure one
 
 
 def read_labelled(path: Path) -> list[LabelledMail]:
@@ -128,7 +128,7 @@ def _fit(rows: Sequence[dict[str, float]], labels: Sequence[frozenset[Kind]]) ->
     for row in rows:
         for name in row:
             docs[name] = docs.get(name, 0) + 1
-    kept = [{name: v for name, v in row.items() if docs[name] >= MIN_DOCS or name.startswith("R")} for row in rows]
+    kept = [{name: v for name, v in row.items() if docs[name] >= MIN_DOCS or name[0] in "RK"} for row in rows]
     vec = DictVectorizer(sort=True)
     x = vec.fit_transform(kept)
     vocabulary = list(vec.get_feature_names_out())

@@ -97,8 +97,8 @@ def classify(
             low, high = model.threshold(kind)
             if p >= high:
                 sure.add(kind)
-            elif p >= low or kind in found:
-                unsure.add(kind)  # a rule fired that the model doubts: staff decide
+            elif p >= low:  # between the thresholds: staff decide
+                unsure.add(kind)
         scores = tuple(sorted(((k, round(p, 2)) for k, p in probs.items()), key=lambda kp: (-kp[1], kp[0].value)))
     kinds = sure or ({Kind.GENERAL} & found if not unsure else set())
     suppress, evidence = suppression(mail, rules, own_addresses)
