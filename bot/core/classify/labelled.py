@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from email.utils import format_datetime
 
 from bot.core.model import KIND_ORDER, RIGHTS_KINDS, Kind
