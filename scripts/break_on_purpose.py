@@ -99,7 +99,7 @@ SABOTAGES = (
              "bot/core/classify/__init__.py", "if is_reply_subject(subject) and body.strip():", "if False:",
              ("tests/test_sorter.py", "-k", "own_words")),
     Sabotage("sorter-threshold", "11 sorting: a low-confidence guess never sends the request form",
-             "bot/core/classify/__init__.py", "            if p >= high:", "            if p >= low:",
+             "bot/core/classify/__init__.py", "            if p >= high or", "            if p >= low or",
              ("tests/test_sorter.py", "-k", "confidence")),
     Sabotage("sorter-model-unused", "11 sorting: the running bot sorts with the shipped model",
              "bot/settings.py", "    return load_model(Path(given) if given else default_model_path())",

@@ -125,24 +125,27 @@ def test_scores_are_deterministic_probabilities() -> None:
     assert [p for _, p in one.scores] == sorted((p for _, p in one.scores), reverse=True)
 
 
+UNSURE_TEXT = "Could you get rid of everything?"  # no deletion rule fires; the concept DEL is found
+
+
 def _toy_model(weight: float, sure: float = 0.8, unsure: float = 0.5) -> Any:
-    """One feature, R:deletion; with bias 0 the deletion probability is sigmoid(weight)."""
+    """One feature, the concept K:DEL; with bias 0 the deletion probability is sigmoid(weight)."""
     n = len(KIND_ORDER)
     weights = [round(weight * 1000) if k is DEL else 0 for k in KIND_ORDER]
     return model_from_data({"format": MODEL_FORMAT, "version": MODEL_VERSION, "features": FEATURES_VERSION,
                             "kinds": [k.value for k in KIND_ORDER], "bias": [0.0 if k is DEL else -9.0 for k in KIND_ORDER],
-                            "sure": [sure] * n, "unsure": [unsure] * n, "vocabulary": ["R:deletion"],
+                            "sure": [sure] * n, "unsure": [unsure] * n, "vocabulary": ["K:DEL"],
                             "weights": weights})
 
 
 @pytest.mark.parametrize(("weight", "kinds", "unsure", "status", "form"), [
     (3.0, (DEL,), (), Status.AWAITING_DOCUMENTS, True),  # p 0.95: sure
     (0.4, (), (DEL,), Status.NEEDS_STAFF, False),  # p 0.60: unsure, to staff, no form
-    (-3.0, (GEN,), (), Status.NEEDS_STAFF, False),  # p 0.05: not asked for (a general rule fired)
+    (-3.0, (), (), Status.NEEDS_STAFF, False),  # p 0.05: not asked for
 ])
 def test_confidence_decides_the_form(weight: float, kinds: tuple[Kind, ...], unsure: tuple[Kind, ...],
                                      status: Status, form: bool) -> None:
-    mail = inbound(subject="Data", text="Please delete my data.")
+    mail = inbound(subject="Data", text=UNSURE_TEXT)
     sorted_ = classify(mail, RULES, own_addresses=OWN, model=_toy_model(weight))
     assert (sorted_.kinds, sorted_.unsure) == (kinds, unsure)
     decision = decide(mail, sorted_, Known(), reply_cap=3)
@@ -150,6 +153,18 @@ def test_confidence_decides_the_form(weight: float, kinds: tuple[Kind, ...], uns
     if unsure:
         assert decision.kinds == (GEN,) and decision.template == "ack_general"
         assert "sorter unsure (deletion 0.60)" in decision.reason
+
+
+@pytest.mark.parametrize(("weight", "kinds", "unsure"), [
+    (0.4, (DEL,), ()),  # p 0.60, above unsure, and a rule fired: a clear case
+    (-2.0, (GEN,), ()),  # p 0.12: the model overrules the rule hit (a general rule fired on "my data")
+])
+def test_a_rule_hit_is_sure_unless_the_model_doubts_it(weight: float, kinds: tuple[Kind, ...],
+                                                       unsure: tuple[Kind, ...]) -> None:
+    model = _toy_model(weight, sure=0.8, unsure=0.3)
+    result = classify(inbound(subject="Data", text="Please get rid of my data, delete my data."), RULES,
+                      own_addresses=OWN, model=model)
+    assert (result.kinds, result.unsure) == (kinds, unsure)
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -95,7 +95,7 @@ def classify(
             if kind is Kind.GENERAL:
                 continue
             low, high = model.threshold(kind)
-            if p >= high:
+            if p >= high or (kind in found and p >= low):  # a rule hit that the model does not doubt
                 sure.add(kind)
             elif p >= low:  # between the thresholds: staff decide
                 unsure.add(kind)
