@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.core.classify.rules import Rules, rules_from_data
+from bot.core.classify.scorer import Model, model_from_data
 from bot.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -158,6 +159,12 @@ class PathSettings(Section):
     rules: str = "config/rules.toml"
 
 
+class SorterSettings(Section):
+    model: str = ""  # the sorter's model file; "" is the one shipped in the package
+    use_model: bool = True  # false: the rule file alone sorts (no confidence, nothing is "unsure")
+    keep_correction_text: bool = True  # keep the inquiry's own words with a staff correction (when bodies are kept)
+
+
 class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -173,6 +180,7 @@ class Settings(BaseSettings):
     staff: StaffSettings = StaffSettings()
     policy: PolicySettings
     paths: PathSettings = PathSettings()
+    sorter: SorterSettings = SorterSettings()
     log: LogSettings = LogSettings()
     oauth2: OAuth2Settings = OAuth2Settings()
     health: HealthSettings = HealthSettings()
@@ -383,3 +391,31 @@ def default_rules_path() -> Path:
 def load_rules(path: Path) -> Rules:
     """The rule file, read and checked; any problem is a ConfigError naming the file and the rule."""
     return rules_from_data(read_toml(path, "rule file", "config key paths.rules"), source=str(path))
+
+
+def default_model_path() -> Path:
+    """The sorter's model shipped in the package (rebuilt by `privacy-bot sorter train`)."""
+    return Path(__file__).resolve().parent / "core" / "classify" / "model.json"
+
+
+def load_model(path: Path) -> Model:
+    """The sorter's model file, read and checked; any problem is a ConfigError naming the file."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"sorter model {path} not found (config key sorter.model)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"sorter model {path} cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"sorter model {path} is not valid JSON: {exc}") from None
+    return model_from_data(data, source=str(path))
+
+
+def sorter_model(settings: Settings | None) -> Model | None:
+    """The model the settings ask for: None when sorter.use_model is off."""
+    if settings is not None and not settings.sorter.use_model:
+        return None
+    given = settings.sorter.model if settings is not None else ""
+    return load_model(Path(given) if given else default_model_path())

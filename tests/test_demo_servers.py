@@ -17,7 +17,7 @@ import pytest
 from imapclient import IMAPClient
 
 from bot.core.model import Kind, Suppress
-from bot.demo.samples import SAMPLES, sample_messages
+from bot.demo.sample_mail import PRIVACY_ADDRESS, samples
 from bot.demo.servers import DemoServers, ReceivedMail
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -79,7 +79,7 @@ def test_wrong_password_is_refused(servers: DemoServers) -> None:
 
 
 def test_append_sample_and_read_it_back(servers: DemoServers) -> None:
-    raw = sample_messages(servers.privacy_address, NOW)[1]  # Shift_JIS deletion request
+    raw = samples()[1].raw  # Shift_JIS deletion request
     uid = servers.append(raw)
     client = imap(servers)
     try:
@@ -101,7 +101,7 @@ def test_idle_sees_an_append(servers: DemoServers) -> None:
     try:
         idler.select_folder("INBOX")
         idler.idle()
-        raw = sample_messages(servers.privacy_address, NOW)[0]
+        raw = samples()[0].raw
         worker = threading.Timer(0.2, servers.append, args=(raw,))
         started = time.monotonic()
         worker.start()
@@ -202,7 +202,7 @@ def test_extra_folders_and_fixed_ports() -> None:
 
 
 def test_all_samples_append_and_parse(servers: DemoServers) -> None:
-    raws = sample_messages(servers.privacy_address, NOW)
+    raws = [s.raw for s in samples()]
     uids = [servers.append(raw) for raw in raws]
     stored = servers.messages()
     assert list(stored) == uids
@@ -213,48 +213,40 @@ def test_all_samples_append_and_parse(servers: DemoServers) -> None:
 
 
 def parsed(index: int) -> EmailMessage:
-    raw = sample_messages("privacy@example.com", NOW)[index]
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    msg = email.message_from_bytes(samples()[index].raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     return msg
 
 
 def test_samples_cover_every_kind_and_suppression() -> None:
-    assert len(SAMPLES) == 12
-    assert len({s.key for s in SAMPLES}) == 12
-    kinds = {k for s in SAMPLES for k in s.kinds}
-    assert kinds == set(Kind)
-    assert {s.suppress for s in SAMPLES} == {None, Suppress.AUTO_REPLY, Suppress.BOUNCE, Suppress.BULK}
-    assert {s.charset for s in SAMPLES if s.language == "ja"} == {"iso-2022-jp", "shift_jis", "utf-8"}
-    assert any(len(s.kinds) == 2 for s in SAMPLES)
-    assert all(s.from_addr.endswith(("example.com", "example.jp")) for s in SAMPLES)
+    found = samples()
+    assert len(found) == 12 and len({s.key for s in found}) == 12
+    assert {k for s in found for k in s.kinds} == set(Kind)
+    assert {s.suppress for s in found} == {None, Suppress.AUTO_REPLY, Suppress.BOUNCE, Suppress.BULK}
+    assert {s.charset for s in found if s.language == "ja"} == {"iso-2022-jp", "shift_jis", "utf-8"}
+    assert any(len(s.kinds) == 2 for s in found)
 
 
-def test_sample_messages_are_crlf_dated_and_decodable() -> None:
-    raws = sample_messages("privacy@example.com", NOW)
-    assert raws == sample_messages("privacy@example.com", NOW)  # reproducible
+def test_sample_files_are_crlf_dated_and_decodable() -> None:
     dates = []
-    for sample, raw in zip(SAMPLES, raws, strict=True):
+    for i, sample in enumerate(samples()):
+        raw = sample.raw
         assert b"\n" not in raw.replace(b"\r\n", b"")
         assert max(len(line) for line in raw.split(b"\r\n")) <= 998
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        msg = parsed(i)
         assert msg.defects == []
-        assert msg["Subject"] == sample.subject
-        assert msg["From"].addresses[0].addr_spec == sample.from_addr
-        assert msg["From"].addresses[0].display_name == sample.from_name
+        assert msg["From"].addresses[0].addr_spec.endswith(("example.com", "example.jp"))
         assert msg["Message-ID"].startswith(f"<{sample.key}.")
+        assert sample.form == "bounce" or PRIVACY_ADDRESS in str(msg["To"]) or sample.suppress is Suppress.BULK
         dates.append(msg["Date"].datetime)
-        body = msg.get_body(("plain", "html"))
-        assert body is not None
-        if sample.form != "bounce":
-            assert body.get_content().replace("\r\n", "\n") == sample.body
-    assert dates == sorted(dates) and dates[-1] == NOW
+        assert msg.get_body(("plain", "html")) is not None
+    assert dates == sorted(dates)
 
 
 def test_legacy_japanese_encodings_on_the_wire() -> None:
-    sjis = sample_messages("privacy@example.com", NOW)[1]
+    sjis = samples()[1].raw
     assert b'charset="Shift_JIS"' in sjis and b"=?Shift_JIS?B?" in sjis
-    jis = sample_messages("privacy@example.com", NOW)[4]
+    jis = samples()[4].raw
     assert b'charset="ISO-2022-JP"' in jis and b"=?ISO-2022-JP?B?" in jis and b"\x1b$B" in jis
     assert all(byte < 0x80 for byte in jis)  # 7bit on the wire
     dm = parsed(5)
@@ -280,4 +272,4 @@ def test_special_samples_carry_their_markers() -> None:
     assert recipient["Status"] == "5.1.1" and recipient["Action"] == "failed"
     listed = parsed(11)
     assert listed["List-Id"] == "Data Protection Weekly <dpweekly.lists.example.com>"
-    assert listed["To"] != "privacy@example.com"
+    assert listed["To"] != PRIVACY_ADDRESS

@@ -35,7 +35,7 @@ from bot.compose.templates import Renderer, check_all
 from bot.core.classify.rules import Rules
 from bot.core.errors import ConfigError, MailboxError
 from bot.core.model import Action
-from bot.settings import Settings, load_rules
+from bot.settings import Settings, load_rules, sorter_model
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Bot:
             raise ConfigError("templates do not render (run `templates check`): " + "; ".join(problems[:3]))
         self.mailing = Mailing(settings, self.renderer)
         self.notifier = Notifier(settings)
-        self.intake = Intake(self.mailing, self.engine, self.rules)
+        self.intake = Intake(self.mailing, self.engine, self.rules, sorter_model(settings))
         self.after_record = after_record
         self.tokens: TokenSource | None = None  # one cached OAuth 2.0 token for IMAP and SMTP
         if "oauth2" in (settings.mailbox.auth, settings.smtp.auth):

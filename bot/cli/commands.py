@@ -32,6 +32,24 @@ def add_commands(sub: Any) -> None:
     cfg = sub.add_parser("config", help="show the effective configuration, secrets masked")
     cfg.add_subparsers(dest="action", required=True, parser_class=type(cfg)).add_parser("show")
 
+    rules = sub.add_parser("rules", help="measure the sorting rules and model on labelled mail")
+    rsub = rules.add_subparsers(dest="action", required=True, parser_class=type(rules))
+    rtest = rsub.add_parser("test", help="per-kind precision, recall and confusion matrix on a labelled set")
+    rtest.add_argument("--set", metavar="FILE", help="labelled JSONL (default: the development set of the checkout)")
+    rtest.add_argument("--json", action="store_true")
+    rtest.add_argument("--rules-only", action="store_true", help="without the model: the rule file alone")
+
+    srt = sub.add_parser("sorter", help="rebuild or cross-validate the sorter's model (needs the train extra)")
+    ssub = srt.add_subparsers(dest="action", required=True, parser_class=type(srt))
+    train = ssub.add_parser("train", help="train the model from labelled mail and write the model file")
+    train.add_argument("--set", metavar="FILE", help="labelled JSONL (default: the development set of the checkout)")
+    train.add_argument("--with-corrections", action="store_true", help="add the kinds staff set on cases")
+    train.add_argument("--out", metavar="FILE", help="where to write the model (default: sorter.model or the shipped one)")
+    cv = ssub.add_parser("cv", help="cross-validated figures: each mail sorted by a model trained without it")
+    cv.add_argument("--set", metavar="FILE", help="labelled JSONL (default: the development set of the checkout)")
+    cv.add_argument("--folds", type=int, default=5, choices=range(2, 21), metavar="N")
+    cv.add_argument("--json", action="store_true")
+
     demo = sub.add_parser("demo", help="run the whole bot here with its own IMAP and SMTP servers")
     demo.add_argument("--dir", default="demo-data", help="where the demo keeps its SQLite file")
     demo.add_argument("--exit-after", type=float, default=0.0,

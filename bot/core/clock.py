@@ -8,12 +8,11 @@ public holidays (the `holidays` package) and the company's closures (e.g. 12-29.
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
-
-import holidays
 
 _CLOSURE = re.compile(r"^(\d{2})-(\d{2})\.\.(\d{2})-(\d{2})$")
 
@@ -57,7 +56,9 @@ def parse_closure(spec: str) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 @lru_cache(maxsize=64)
-def _japanese_holidays(year: int) -> holidays.HolidayBase:
+def _japanese_holidays(year: int) -> Container[date]:
+    import holidays  # only business days need it, and it takes a tenth of a second to import
+
     return holidays.country_holidays("JP", years=[year])
 
 

@@ -11,7 +11,6 @@ import shutil
 import signal
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -20,12 +19,11 @@ from sqlmodel import Session, col, select
 
 from bot.adapters.store.tables import CaseRow, MessageRow, OutboxRow
 from bot.app.service import Bot
-from bot.demo.samples import sample_messages
+from bot.demo.sample_mail import PRIVACY_ADDRESS, samples
 from bot.demo.servers import DemoServers
 from bot.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[2]
-PRIVACY_ADDRESS = "privacy@demo.test"
 
 
 def demo_settings(servers: DemoServers, directory: Path) -> Settings:
@@ -50,13 +48,13 @@ def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
     servers.start()
     try:
         settings = demo_settings(servers, directory)
-        samples = sample_messages(PRIVACY_ADDRESS, datetime.now(UTC))
-        for raw in samples:
+        raws = [s.raw for s in samples()]
+        for raw in raws:
             servers.append(raw)
         console.rule("[bold]Privacy mailbox bot: demo")
         console.print(f"IMAP 127.0.0.1:{servers.imap_port}  SMTP 127.0.0.1:{servers.smtp_port}  "
                       f"database {directory / 'demo.db'}")
-        console.print(f"{len(samples)} sample inquiries placed in the mailbox of {PRIVACY_ADDRESS}\n")
+        console.print(f"{len(raws)} sample inquiries placed in the mailbox of {PRIVACY_ADDRESS}\n")
         bot = Bot(settings)
         worker = threading.Thread(target=bot.run, name="bot", daemon=True)
         worker.start()
@@ -69,7 +67,7 @@ def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         shown = _Reporter(console, bot)
         deadline = time.monotonic() + 60
-        while shown.count < len(samples) and time.monotonic() < deadline and not stop.is_set():
+        while shown.count < len(raws) and time.monotonic() < deadline and not stop.is_set():
             shown.show_new()
             time.sleep(0.2)
         time.sleep(1.0)
