@@ -58,6 +58,7 @@ class Mailbox:
         self.name = f"{settings.username}@{settings.host}:{settings.port}/{settings.folder}"
         self._client: IMAPClient | None = None
         self.tokens = tokens  # needed with mailbox.auth = "oauth2"
+        self._signed_in_with: str | None = None  # the token this session signed in with (never logged)
 
     # -- connection ----------------------------------------------------------------------------
     def _build_client(self) -> IMAPClient:
@@ -115,6 +116,7 @@ class Mailbox:
                     client.oauth2_login(user, token)
                 else:
                     client.oauthbearer_login(user, token)
+                self._signed_in_with = token
                 return
             except IMAPClient.Error as exc:
                 self.tokens.invalidate(token)
@@ -132,9 +134,9 @@ class Mailbox:
         if not isinstance(store, dict) or self.tokens is None:
             return
         words = b" ".join(w for w in store.get("BYE", []) if isinstance(w, bytes)).decode(errors="replace")
-        if _token_ended(words):
+        if _token_ended(words) and self._signed_in_with is not None:
             log.warning("IMAP server ended the session: %s", words[:200])
-            self.tokens.invalidate()
+            self.tokens.invalidate(self._signed_in_with)  # only that token: another session may have a new one
 
     @property
     def client(self) -> IMAPClient:
@@ -274,8 +276,9 @@ class Mailbox:
                 bye = next((r for r in responses if r and r[0] == b"BYE"), None)
                 if bye is not None:
                     words = b" ".join(p for p in bye[1:] if isinstance(p, bytes)).decode(errors="replace")[:200]
-                    if self.tokens is not None and _token_ended(words):
-                        self.tokens.invalidate()  # e.g. Microsoft's "Session invalidated - AccessTokenExpired"
+                    if self.tokens is not None and self._signed_in_with is not None and _token_ended(words):
+                        # e.g. Microsoft's "Session invalidated - AccessTokenExpired"
+                        self.tokens.invalidate(self._signed_in_with)
                     raise ConnectionError(f"IMAP server said BYE during IDLE: {words}")
                 if not responses and time.monotonic() - started < wait / 2:
                     # imapclient swallows EOF: the socket was readable yet carried nothing

@@ -24,6 +24,7 @@ from bot.adapters.oauth2 import TokenSource, token_source
 from bot.adapters.smtp import Mailer
 from bot.adapters.store import ledger
 from bot.adapters.store.engine import make_engine
+from bot.adapters.watcher import Watcher
 from bot.app.digest_job import daily_digest_due, queue_digest
 from bot.app.health import Vitals
 from bot.app.intake import Intake, Outcome
@@ -73,6 +74,7 @@ class Bot:
         self.presence = Presence(self.engine)
         self.stop_event = threading.Event()
         self._send_lock = threading.Lock()  # the scheduler thread and the watcher both send
+        self._wake = threading.Event()  # set by the IDLE watcher: mail may have arrived
 
     def close(self) -> None:
         self.presence.close()
@@ -181,27 +183,33 @@ class Bot:
             scheduler.shutdown(wait=True)
 
     def _watch(self) -> None:
+        """Passes on one connection, woken by a second one that stays in IDLE (adapters.watcher)."""
         delay = 1.0
         while not self.stop_event.is_set() and self.presence.try_lead():
             mailbox = self.mailbox()
+            self._wake.clear()
+            watcher = Watcher(self.settings.mailbox, self._wake, tokens=self.tokens,
+                              keep_going=lambda: not self.stop_event.is_set() and self.presence.leading)
             try:
                 selected = mailbox.connect()
                 self.vitals.reached(self.clock(), can_idle=selected.can_idle)
                 log.info("watching %s (UIDVALIDITY %s, %s)", mailbox.name, selected.uidvalidity,
                          "IDLE" if selected.can_idle else f"polling every {self.settings.mailbox.poll_seconds}s")
+                watcher.start()
                 delay = 1.0
                 while not self.stop_event.is_set() and self.presence.try_lead():
+                    self._wake.clear()  # what is announced from now on wakes the next pass
                     busy = self._catch_up(mailbox, selected)
                     if busy and mailbox.mail_soon(self.settings.mailbox.burst_seconds):
-                        continue  # mail keeps coming: look again at once rather than IDLE
-                    mailbox.wait_for_mail(self.settings.mailbox.idle_renew_seconds, self.stop_event.is_set)
-                    self.vitals.reached(self.clock())  # the IDLE (or poll) ended with the server's answer
+                        continue  # mail keeps coming: look again at once
+                    self._wake.wait(self.settings.mailbox.idle_renew_seconds)
             except RECONNECT_ON as exc:
                 mailbox.after_trouble()
                 log.warning("connection trouble (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
             finally:
+                watcher.stop()
                 mailbox.close()
 
     def _catch_up(self, mailbox: Mailbox, selected: Selected) -> bool:
@@ -219,6 +227,7 @@ class Bot:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self._wake.set()
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _pending_uids(self, mailbox: Mailbox, selected: Selected) -> list[int]:
