@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 from bot.adapters.imap import NETWORK_ERRORS, Mailbox
+from bot.adapters.oauth2 import TokenSource
 from bot.core.errors import MailboxError
 from bot.settings import MailboxSettings
 
@@ -22,8 +23,9 @@ TROUBLE: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, MailboxError)
 
 class Watcher:
     def __init__(self, settings: MailboxSettings, wake: threading.Event, *,
-                 keep_going: Callable[[], bool]) -> None:
+                 keep_going: Callable[[], bool], tokens: TokenSource | None = None) -> None:
         self.settings = settings
+        self.tokens = tokens  # mailbox.auth = "oauth2": the bot's one token source
         self.wake = wake
         self._keep_going = keep_going
         self._stopped = threading.Event()
@@ -43,7 +45,7 @@ class Watcher:
     def _run(self) -> None:
         delay = 1.0
         while self._running():
-            box = Mailbox(self.settings)
+            box = Mailbox(self.settings, tokens=self.tokens)
             try:
                 box.connect()
                 box.client.select_folder(self.settings.folder, readonly=True)  # watching changes no flag
@@ -55,6 +57,7 @@ class Watcher:
                     box.wait_for_mail(self.settings.idle_renew_seconds, lambda: not self._running())
                     self.wake.set()
             except TROUBLE as exc:
+                box.after_trouble()  # a BYE about the token: the reconnect signs in with a new one
                 log.warning("watcher connection trouble (%s); reconnecting in %.0f s", type(exc).__name__, delay)
                 self.wake.set()  # the pass connection may still work: let it look
                 self._stopped.wait(delay)
