@@ -78,7 +78,7 @@ SABOTAGES = (
              "bot/core/classify/suppress.py", "        return Suppress.AUTO_REPLY, evidence", "        pass",
              ("tests/test_under_fire.py", "-k", "two_bots")),
     Sabotage("no-cap", "4 floods: fifty mails from one sender get capped replies",
-             "bot/app/intake.py", "reply_cap=self.settings.policy.max_auto_replies_per_sender_per_day",
+             "bot/app/intake.py", "reply_cap=policy.max_auto_replies_per_sender_per_day",
              "reply_cap=10**6", ("tests/test_intake.py", "-k", "reply_cap")),
     Sabotage("digest-html", "5 hostile input: HTML from mail never reaches the digest unescaped",
              "bot/compose/notices.py", 'autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False)',
