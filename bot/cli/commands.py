@@ -32,6 +32,11 @@ def add_commands(sub: Any) -> None:
     cfg = sub.add_parser("config", help="show the effective configuration, secrets masked")
     cfg.add_subparsers(dest="action", required=True, parser_class=type(cfg)).add_parser("show")
 
+    db = sub.add_parser("db", help="the database schema: upgrade it after installing a new release")
+    dsub = db.add_subparsers(dest="action", required=True, parser_class=type(db))
+    dsub.add_parser("upgrade", help="bring the database to this release's schema (stop the bot and back up first)")
+    dsub.add_parser("current", help="the database's schema revision and whether it is the newest")
+
     demo = sub.add_parser("demo", help="run the whole bot here with its own IMAP and SMTP servers")
     demo.add_argument("--dir", default="demo-data", help="where the demo keeps its SQLite file")
     demo.add_argument("--exit-after", type=float, default=0.0,
