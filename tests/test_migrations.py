@@ -157,9 +157,9 @@ def test_a_revision_this_release_does_not_know_is_refused(db_url: str) -> None:
 
 
 def test_tables_without_a_revision_but_not_the_baseline_layout_are_not_stamped(db_url: str) -> None:
-    engine = make_engine(db_url)
+    release_layout(db_url)
+    engine = connect(db_url)
     with engine.begin() as conn:
-        conn.execute(text("DROP TABLE alembic_version"))
         conn.execute(text("ALTER TABLE cases ADD COLUMN note VARCHAR(10)"))
     with pytest.raises(SchemaError, match=r"not the layout of release 6baab05 .*unknown column cases\.note"):
         upgrade(engine)
@@ -183,11 +183,17 @@ def refused(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_commands_refuse_a_database_of_an_earlier_release_until_db_upgrade(tmp_path: Path, db_url: str) -> None:
-    engine = make_engine(db_url)
-    with engine.begin() as conn:  # the tables of release 6baab05, no revision: what an earlier release left
+def release_layout(db_url: str) -> None:
+    """The tables of release 6baab05 and no revision: what that release (create_all) left."""
+    engine = connect(db_url)
+    with engine.connect() as conn, conn.begin():
+        command.upgrade(alembic_config(conn), BASELINE)
         conn.execute(text("DROP TABLE alembic_version"))
     engine.dispose()
+
+
+def test_commands_refuse_a_database_of_an_earlier_release_until_db_upgrade(tmp_path: Path, db_url: str) -> None:
+    release_layout(db_url)
     config = offline_config(tmp_path, db_url)
 
     assert "earlier release" in refused(bot(config, "run", "--once"))
@@ -207,6 +213,22 @@ def test_commands_refuse_a_database_of_an_earlier_release_until_db_upgrade(tmp_p
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
     again = bot(config, "db", "upgrade")
     assert again.returncode == 0 and again.stdout.strip() == f"already at {HEAD} (the newest): nothing to upgrade"
+
+
+def test_a_database_at_an_older_revision_is_refused_then_upgraded(tmp_path: Path, db_url: str) -> None:
+    engine = connect(db_url)
+    with engine.connect() as conn, conn.begin():  # as an earlier release with migrations left it
+        command.upgrade(alembic_config(conn), BASELINE)
+    if HEAD == BASELINE:
+        pytest.skip("one revision only: no database can be at an older one")
+    assert read_state(engine).layout is Layout.OLDER
+    with pytest.raises(SchemaError, match=f"at revision {BASELINE}, older than this release's {HEAD}"):
+        make_engine(db_url)
+    assert "older than this release's" in refused(bot(offline_config(tmp_path, db_url), "run", "--once"))
+    result = upgrade(engine)
+    assert result is not None and result.before.revision == BASELINE and result.after == HEAD
+    assert not result.stamped and differences(engine) == []
+    engine.dispose()
 
 
 def test_db_upgrade_of_an_empty_database_makes_the_schema(tmp_path: Path, db_url: str) -> None:
@@ -389,8 +411,10 @@ def test_a_database_of_release_6baab05_upgrades_without_loss_and_works(
     # -- db upgrade: every row of every table as it was
     up = bot(new_cfg, "db", "upgrade")
     assert up.returncode == 0, up.stderr
-    assert f"recorded as {BASELINE}" in up.stdout
-    assert rows_of(engine) == before
+    assert f"recorded as {BASELINE}" in up.stdout and f"to {HEAD}" in up.stdout
+    after = rows_of(engine)
+    assert {table: after[table] for table in before} == before
+    assert all(after[table] == [] for table in after.keys() - before.keys())  # tables added since: empty
     assert bot(new_cfg, "db", "current").stdout.strip() == f"{HEAD} (the newest)"
     assert differences(engine) == []
     shown = {"ref", "status", "kinds", "requester", "language", "opened_at", "documents_received_at", "due_at",

@@ -53,7 +53,7 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
 
     from bot.core import lifecycle
     from bot.core.model import Kind
-    from bot.staff.actions import apply, os_user
+    from bot.staff.actions import apply, os_user, set_kinds
 
     def when(text: str | None) -> datetime:
         try:
@@ -67,8 +67,12 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
             kinds = tuple(Kind(k.strip()) for k in args.kinds.split(",") if k.strip())
         except ValueError:
             raise UsageError(f"--kinds: use {', '.join(k.value for k in Kind)}") from None
-        event = lifecycle.KindsSet(kinds)
-    elif args.action == "docs-received":
+        case, line = set_kinds(engine, args.ref, kinds, now=now, policy=settings.case_policy,
+                               actor=args.actor or os_user(),
+                               keep_text=settings.database.keep_bodies and settings.sorter.keep_correction_text)
+        print(f"{case.ref}: {line}")
+        return 0
+    if args.action == "docs-received":
         event = lifecycle.DocsReceived(when(args.on))
     elif args.action == "extend":
         event = lifecycle.Extend(args.days, args.reason)
