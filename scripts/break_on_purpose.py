@@ -110,6 +110,24 @@ SABOTAGES = (
     Sabotage("corrections-purge", "11 privacy: the retention purge erases the text of staff corrections",
              "bot/adapters/store/retention.py", 'c.text, c.actor = None, ""', "pass",
              ("tests/test_sorting_shell.py", "-k", "unsure_mail and sqlite")),
+    Sabotage("admin-template-loses", "12 install: a file in the admin's templates folder wins over the packaged one",
+             "bot/compose/templates.py", 'encoding="utf-8") for folder in folders),',
+             'encoding="utf-8") for folder in reversed(folders)),',
+             ("tests/test_template_override.py", "-k", "admins_file_wins")),
+    Sabotage("helvetica-not-embedded", "12 fonts: every font of the form is embedded (no default Helvetica)",
+             "bot/compose/form_pdf.py", "pageCompression=1, initialFontName=LATIN_FONT)", "pageCompression=1)",
+             ("tests/test_form_pdf.py", "-k", "every_font_is_embedded")),
+    Sabotage("japanese-font-not-embedded", "12 fonts: the Japanese text renders on a machine without Japanese fonts",
+             "bot/compose/form_pdf.py", 'JA_FONT = "IPAexGothic"', 'JA_FONT = "HeiseiKakuGo-W5"',
+             ("tests/test_form_pdf.py", "-k", "renders_on_a_machine_without_fonts"),
+             also=(("bot/compose/form_pdf.py",
+                    '    pdfmetrics.registerFont(_embedded(JA_FONT, str(font_file("ipaexg.ttf")), ascii_readable=False))',
+                    "    from reportlab.pdfbase.cidfonts import UnicodeCIDFont\n"
+                    "    pdfmetrics.registerFont(UnicodeCIDFont(JA_FONT))"),)),
+    Sabotage("init-overwrites", "12 install: init never overwrites an admin's file",
+             "bot/cli/init.py", "    there = [path for path, _ in plan.files if path.exists() or path.is_symlink()]",
+             "    there: list[Path] = []", ("tests/test_init.py", "-k", "never_overwrites"),
+             also=(("bot/cli/init.py", "os.O_WRONLY | os.O_CREAT | os.O_EXCL", "os.O_WRONLY | os.O_CREAT | os.O_TRUNC"),)),
 )
 
 
