@@ -124,6 +124,9 @@ SABOTAGES = (
                     '    pdfmetrics.registerFont(_embedded(JA_FONT, str(font_file("ipaexg.ttf")), ascii_readable=False))',
                     "    from reportlab.pdfbase.cidfonts import UnicodeCIDFont\n"
                     "    pdfmetrics.registerFont(UnicodeCIDFont(JA_FONT))"),)),
+    Sabotage("wheel-without-templates", "12 install: the wheel carries the templates, so an install answers mail",
+             "pyproject.toml", '"bot.defaults" = ["*.toml", "templates/*.j2",', '"bot.defaults" = ["*.toml", "templates/x",',
+             ("tests/test_install.py", "-k", "packaged_templates")),
     Sabotage("init-overwrites", "12 install: init never overwrites an admin's file",
              "bot/cli/init.py", "    there = [path for path, _ in plan.files if path.exists() or path.is_symlink()]",
              "    there: list[Path] = []", ("tests/test_init.py", "-k", "never_overwrites"),
