@@ -86,7 +86,8 @@ def main(argv: Sequence[str] | None = None, *, hooks: Hooks = Hooks()) -> int:
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib"):
+    # (msal, google.auth and urllib3 would log token requests at DEBUG; tokens never go to the log)
+    for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib", "msal", "google", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
