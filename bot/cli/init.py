@@ -180,4 +180,7 @@ Next steps:
        chgrp -R privacy-bot {target}
        cp {target / "systemd"}/*.service /etc/systemd/system/
        systemctl daemon-reload && systemctl enable --now privacy-bot.service
-       journalctl -u privacy-bot.service -f"""
+       journalctl -u privacy-bot.service -f
+  6. Watch its health: set [health] listen = "127.0.0.1:9464" in {plan.config}; `run` then serves
+     /healthz (503 when the mailbox or the database is not reached) and /metrics for Prometheus:
+       curl -fsS http://127.0.0.1:9464/healthz"""
