@@ -2,7 +2,7 @@
 
 Only this package decides exit codes: 0 done, 1 failed, 2 bad usage or bad config. Results go to
 standard output, logs to standard error. Each command group is a module here (`run`, `cases`,
-`digest`, `templates`, `config`, `demo`) with `add(subparsers)` and `handle(args, settings, hooks)`;
+`digest`, `templates`, `config`, `demo`, `init`...) with `add(subparsers)` and `handle(args, settings, hooks)`;
 a module is imported only when its command runs, so staff commands start fast.
 """
 
