@@ -5,13 +5,28 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The test environment CI tested, pinned with hashes (pip-compile of pyproject's [dev] extra).
+LOCK := requirements/test.lock
+PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test servers lint typecheck contract clean bench
+.PHONY: demo test servers lint typecheck contract clean bench lock
 
-$(STAMP): pyproject.toml
+# What the lock pins, then the project itself without resolving anything more; check_lock.py fails
+# (naming the package) when pyproject.toml asks for something the lock lacks: run `make lock`.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PIP) install -q -r $(LOCK)
+	$(PIP) install -q --no-deps -e .
+	$(PY) scripts/check_lock.py
 	touch $(STAMP)
+
+# Regenerate the lock after changing the dependencies in pyproject.toml (newest versions within the caps).
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q 'pip-tools>=7.4,<8'
+	$(VENV)/bin/pip-compile -q --extra dev --generate-hashes --strip-extras --no-emit-index-url \
+		--no-emit-find-links --unsafe-package privacy-mailbox-bot --unsafe-package pip \
+		--unsafe-package setuptools --unsafe-package distribute -o $(LOCK) pyproject.toml
 
 demo: $(STAMP)
 	$(PY) run_bot.py demo

@@ -155,8 +155,9 @@ def listen_address(value: str) -> tuple[str, int]:
 
 
 class PathSettings(Section):
-    templates: str = "templates"
-    rules: str = "config/rules.toml"
+    # "" is what the package ships; a relative path is relative to the config file's folder.
+    templates: str = ""  # an admin's templates folder: its files win over the packaged ones, file by file
+    rules: str = ""  # an admin's rule file, used instead of the packaged one
 
 
 class SorterSettings(Section):
@@ -279,7 +280,22 @@ def load_settings(path: Path) -> Settings:
     problems = check_together(settings)
     if problems:
         raise ConfigError("; ".join(f"{p} [file {path}]" for p in problems))
-    return settings
+    return anchor_paths(settings, path.parent)
+
+
+def anchor_paths(settings: Settings, folder: Path) -> Settings:
+    """The settings with relative file keys (paths.templates, paths.rules, sorter.model) made absolute
+    against `folder`, the config file's: the same files whatever the working directory (systemd: /)."""
+
+    def anchored(value: str) -> str:
+        given = Path(value).expanduser()
+        return os.path.normpath(given if given.is_absolute() else folder.absolute() / given) if value else value
+
+    return settings.model_copy(update={
+        "paths": settings.paths.model_copy(update={"templates": anchored(settings.paths.templates),
+                                                   "rules": anchored(settings.paths.rules)}),
+        "sorter": settings.sorter.model_copy(update={"model": anchored(settings.sorter.model)}),
+    })
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -383,9 +399,22 @@ def _describe(exc: ValidationError, path: Path) -> str:
     return "; ".join(lines)
 
 
+def packaged(name: str) -> Path:
+    """A file or folder the package ships in `bot/defaults`: "templates", "rules.toml", "bot.example.toml"."""
+    from importlib.resources import files
+
+    return Path(str(files("bot.defaults") / name))
+
+
 def default_rules_path() -> Path:
-    """The rule file shipped in the repository (`config/rules.toml` beside the `bot` package)."""
-    return Path(__file__).resolve().parents[1] / "config" / "rules.toml"
+    """The rule file shipped in the package (in the repository: `config/rules.toml`)."""
+    return packaged("rules.toml")
+
+
+def rules_path(settings: Settings | None) -> Path:
+    """The rule file the settings ask for: paths.rules, or the packaged one when it is empty."""
+    given = settings.paths.rules if settings is not None else ""
+    return Path(given) if given else default_rules_path()
 
 
 def load_rules(path: Path) -> Rules:

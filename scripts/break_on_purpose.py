@@ -146,6 +146,27 @@ SABOTAGES = (
              "bot/adapters/store/migrations/__init__.py",
              'event.listen(ddl, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))', "pass",
              ("tests/test_migrations.py", "-k", "one_transaction and sqlite")),
+    Sabotage("admin-template-loses", "12 install: a file in the admin's templates folder wins over the packaged one",
+             "bot/compose/templates.py", 'encoding="utf-8") for folder in folders),',
+             'encoding="utf-8") for folder in reversed(folders)),',
+             ("tests/test_template_override.py", "-k", "admins_file_wins")),
+    Sabotage("helvetica-not-embedded", "12 fonts: every font of the form is embedded (no default Helvetica)",
+             "bot/compose/form_pdf.py", "pageCompression=1, initialFontName=LATIN_FONT)", "pageCompression=1)",
+             ("tests/test_form_pdf.py", "-k", "every_font_is_embedded")),
+    Sabotage("japanese-font-not-embedded", "12 fonts: the Japanese text renders on a machine without Japanese fonts",
+             "bot/compose/form_pdf.py", 'JA_FONT = "IPAexGothic"', 'JA_FONT = "HeiseiKakuGo-W5"',
+             ("tests/test_form_pdf.py", "-k", "renders_on_a_machine_without_fonts"),
+             also=(("bot/compose/form_pdf.py",
+                    '    pdfmetrics.registerFont(_embedded(JA_FONT, str(font_file("ipaexg.ttf")), ascii_readable=False))',
+                    "    from reportlab.pdfbase.cidfonts import UnicodeCIDFont\n"
+                    "    pdfmetrics.registerFont(UnicodeCIDFont(JA_FONT))"),)),
+    Sabotage("wheel-without-templates", "12 install: the wheel carries the templates, so an install answers mail",
+             "pyproject.toml", '"bot.defaults" = ["*.toml", "templates/*.j2",', '"bot.defaults" = ["*.toml", "templates/x",',
+             ("tests/test_install.py", "-k", "packaged_templates")),
+    Sabotage("init-overwrites", "12 install: init never overwrites an admin's file",
+             "bot/cli/init.py", "    there = [path for path, _ in plan.files if path.exists() or path.is_symlink()]",
+             "    there: list[Path] = []", ("tests/test_init.py", "-k", "never_overwrites"),
+             also=(("bot/cli/init.py", "os.O_WRONLY | os.O_CREAT | os.O_EXCL", "os.O_WRONLY | os.O_CREAT | os.O_TRUNC"),)),
 )
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install what the integration tests need from Debian packages: dovecot-imapd, dovecot-lmtpd
 # (Dovecot 2.3), openssl, and poppler-utils/poppler-data/fonts-ipaexfont-gothic (to render and
-# read back the Japanese PDF form). Idempotent: exits 0 at once when
+# read back the Japanese PDF form), systemd (systemd-analyze verify of deploy/'s units). Idempotent: exits 0 at once when
 # everything is there. The tests start their own Dovecot instance (tests/mailservers.py);
 # this script keeps the package from starting a system-wide Dovecot on port 143.
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-lmtpd openssl poppler-utils poppler-data fonts-ipaexfont-gothic)
+PACKAGES=(dovecot-imapd dovecot-lmtpd openssl poppler-utils poppler-data fonts-ipaexfont-gothic systemd)
 
 installed() {
   [ -x /usr/sbin/dovecot ] && command -v openssl >/dev/null 2>&1 || return 1

@@ -1,17 +1,20 @@
 """The request form PDF: valid, deterministic, fast, and carrying the reference and the right words.
 
-Text extraction and rendering use poppler (pdftotext, pdftoppm); the tests that need them skip when
-they are absent. Japanese text extraction also needs poppler-data (the Adobe-Japan1 language pack),
-since the form uses the non-embedded CID font HeiseiKakuGo-W5.
+Text extraction, font listing and rendering use poppler (pdftotext, pdffonts, pdftoppm); the tests
+that need them skip when they are absent. Every font is embedded (SPEC section 5): pdffonts says
+so, and pdftoppm renders the Japanese text with no font on the machine at all (an empty fontconfig),
+as a phone without Japanese fonts would.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import time
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -70,11 +73,85 @@ def test_same_inputs_same_bytes_and_kinds_matter() -> None:
     assert form("ja", ref="PRV-2026-00043") != form("ja")
 
 
-def test_fonts_japanese_cid_font_only_where_needed() -> None:
-    assert b"/HeiseiKakuGo-W5" in form("ja")
-    assert b"/HeiseiKakuGo-W5" not in form("en")  # nothing Japanese on it
-    assert b"/HeiseiKakuGo-W5" in form("en", postal_address=JA_ADDRESS)
-    assert b"/Helvetica-Bold" in form("en")
+def pdffonts(pdf: bytes, tmp_path: Path) -> list[dict[str, str]]:
+    """pdffonts' table: one {name, type, emb, sub} per font of the PDF."""
+    if shutil.which("pdffonts") is None:
+        pytest.skip("pdffonts (poppler-utils) is not installed")
+    path = tmp_path / "fonts.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True, timeout=60).stdout
+    head, rule, *rows = out.splitlines()
+    starts = [m.start() for m in re.finditer(r"-+", rule)] + [len(rule) + 1]
+    spans = list(pairwise(starts))
+    names = [head[a:b].strip() for a, b in spans]
+    return [{n: row[a:b].strip() for n, (a, b) in zip(names, spans, strict=True)} for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("language", "changes", "japanese"),
+    [("ja", {}, True), ("en", {}, False), ("en", {"postal_address": JA_ADDRESS}, True)],
+)
+def test_every_font_is_embedded(language: str, changes: dict[str, object], japanese: bool, tmp_path: Path) -> None:
+    fonts = pdffonts(form(language, **changes), tmp_path)
+    assert fonts and all(f["emb"] == "yes" and f["sub"] == "yes" for f in fonts), fonts
+    names = {f["name"].split("+")[-1] for f in fonts}
+    assert ("IPAexGothic" in names) == japanese  # the Japanese font only where it is needed
+    assert {"LiberationSans", "LiberationSans-Bold"} <= names
+    assert not any("Helvetica" in n or "Heisei" in n for n in names)
+
+
+def test_forms_are_small_enough_to_mail() -> None:
+    long_address = "\n".join([JA_ADDRESS] * 4)
+    for pdf in (form("ja"), form("en"), form("ja", postal_address=long_address), form("en", postal_address=JA_ADDRESS)):
+        assert len(pdf) < 300 * 1024
+
+
+def gray_page(pdf: bytes, tmp_path: Path) -> tuple[int, int, bytes]:
+    """Page 1 at 72 dpi (a pixel per point) as 8-bit gray, rendered with no font on the machine."""
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    (tmp_path / "fc").mkdir()
+    (tmp_path / "fc" / "fonts.conf").write_text(
+        f'<?xml version="1.0"?>\n<fontconfig><cachedir>{tmp_path / "fc"}</cachedir></fontconfig>\n')
+    (tmp_path / "page.pdf").write_bytes(pdf)
+    env = {**os.environ, "FONTCONFIG_FILE": str(tmp_path / "fc" / "fonts.conf")}
+    result = subprocess.run(["pdftoppm", "-r", "72", "-gray", "-f", "1", "-l", "1", str(tmp_path / "page.pdf"),
+                             str(tmp_path / "page")], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0 and "Couldn't find a font" not in result.stderr, result.stderr[-500:]
+    raw = next(tmp_path.glob("page*.pgm")).read_bytes()
+    magic, width, height, depth, pixels = raw.split(maxsplit=4)
+    assert magic == b"P5" and depth == b"255"
+    return int(width), int(height), pixels
+
+
+def word_boxes(pdf: bytes, tmp_path: Path) -> dict[str, tuple[float, float, float, float]]:
+    """pdftotext -bbox: each word of page 1 with (xMin, yMin, xMax, yMax) in points from the top left."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    (tmp_path / "words.pdf").write_bytes(pdf)
+    out = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(tmp_path / "words.pdf"), "-"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]+)</word>'
+    return {m[5]: (float(m[1]), float(m[2]), float(m[3]), float(m[4])) for m in re.finditer(pattern, out)}
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("ja", ("保有個人データ開示等請求書", "東京都千代田区丸の内1-2-3", "運転免許証の写し", REF)),
+    ("en", ("東京都千代田区丸の内1-2-3", "Disclosure", REF)),
+])
+def test_the_text_renders_on_a_machine_without_fonts(language: str, words: tuple[str, ...], tmp_path: Path) -> None:
+    """Dark pixels where each word is: the glyphs come from the PDF itself, Japanese ones included."""
+    pdf = form(language, postal_address=JA_ADDRESS)
+    width, height, pixels = gray_page(pdf, tmp_path)
+    boxes = word_boxes(pdf, tmp_path)
+    for word in words:
+        x0, y0, x1, y1 = boxes[word]
+        inside = [pixels[y * width + x] for y in range(int(y0), min(int(y1) + 1, height))
+                  for x in range(int(x0), min(int(x1) + 1, width))]
+        dark = sum(1 for p in inside if p < 128)
+        assert dark > len(inside) * 0.05, (word, dark, len(inside))
+    blank = [pixels[y * width + x] for y in range(5, 25) for x in range(5, width - 5)]  # the top margin
+    assert all(p > 250 for p in blank)
 
 
 def test_fast_enough() -> None:

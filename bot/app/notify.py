@@ -4,7 +4,6 @@ recipient, each with a stable Message-ID, queued through the outbox like every o
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from sqlmodel import Session
 
@@ -13,6 +12,7 @@ from bot.adapters.store.outbox import Queued, enqueue
 from bot.adapters.store.tables import CaseRow
 from bot.compose.message import make_message_id
 from bot.compose.notices import StaffTemplates, notice_message
+from bot.compose.templates import template_folders
 from bot.core.digest import Digest
 from bot.core.lifecycle import Note
 from bot.core.model import EventKind
@@ -27,7 +27,7 @@ class Notifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sender = settings.sender
-        self.templates = StaffTemplates(Path(settings.paths.templates), settings.staff.language)
+        self.templates = StaffTemplates(template_folders(settings.paths.templates), settings.staff.language)
 
     @property
     def recipients(self) -> list[str]:

@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
@@ -32,11 +31,11 @@ from bot.app.mailing import Mailing
 from bot.app.notify import Notifier
 from bot.app.outbox import FlushReport, flush
 from bot.app.sweep import sweep_once
-from bot.compose.templates import Renderer, check_all
+from bot.compose.templates import Renderer, check_all, template_folders
 from bot.core.classify.rules import Rules
 from bot.core.errors import ConfigError, MailboxError
 from bot.core.model import Action
-from bot.settings import Settings, load_rules, sorter_model
+from bot.settings import Settings, load_rules, rules_path, sorter_model
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,8 @@ class Bot:
         self.settings = settings
         self.clock = clock
         self.engine = engine or make_engine(settings.database.url)
-        self.rules: Rules = load_rules(Path(settings.paths.rules))
-        self.renderer = Renderer(Path(settings.paths.templates))
+        self.rules: Rules = load_rules(rules_path(settings))
+        self.renderer = Renderer(*template_folders(settings.paths.templates))
         problems = check_all(self.renderer)
         if problems:  # a broken template must stop the start, not quarantine every mail that needs it
             raise ConfigError("templates do not render (run `templates check`): " + "; ".join(problems[:3]))

@@ -2,7 +2,7 @@
 
 Only this package decides exit codes: 0 done, 1 failed, 2 bad usage or bad config. Results go to
 standard output, logs to standard error. Each command group is a module here (`run`, `cases`,
-`digest`, `templates`, `config`, `demo`, `db`) with `add(subparsers)` and `handle(args, settings, hooks)`;
+`digest`, `templates`, `config`, `demo`, `init`, `db`...) with `add(subparsers)` and `handle(args, settings, hooks)`;
 a module is imported only when its command runs, so staff commands start fast.
 """
 
@@ -38,7 +38,9 @@ class Hooks:
 
 # command -> module of bot.cli that parses and runs it; parsers are declared in bot.cli.commands
 COMMANDS = {"run": "run", "cases": "cases", "templates": "templates", "digest": "digest", "config": "config",
-            "demo": "demo", "rules": "rules", "sorter": "sorter", "db": "db"}
+            "demo": "demo", "rules": "rules", "sorter": "sorter", "init": "init", "db": "db"}
+# Commands that never read a config file.
+CONFIG_NONE = frozenset({"demo", "init"})
 # Commands that work without a config file (the shipped rules and model), and read one when it exists.
 CONFIG_OPTIONAL = frozenset({"rules", "sorter"})
 
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None, *, hooks: Hooks = Hooks()) -> int:
     _configure_logging("INFO")
     try:
         module = importlib.import_module(f"bot.cli.{COMMANDS[args.command]}")
-        if args.command == "demo":
+        if args.command in CONFIG_NONE:
             return int(module.handle(args, None, hooks))
         from bot.settings import config_path, load_settings
 

@@ -55,6 +55,11 @@ def add_commands(sub: Any) -> None:
     dsub.add_parser("upgrade", help="bring the database to this release's schema (stop the bot and back up first)")
     dsub.add_parser("current", help="the database's schema revision and whether it is the newest")
 
+    init = sub.add_parser("init", help="write a config, the templates and the rules to edit into a folder")
+    init.add_argument("dir", metavar="DIR", help="the folder, e.g. /etc/privacy-bot (made when missing)")
+    init.add_argument("--data-dir", default="/var/lib/privacy-bot",
+                      help="where the SQLite database goes (the only folder the systemd units let the bot write)")
+
     demo = sub.add_parser("demo", help="run the whole bot here with its own IMAP and SMTP servers")
     demo.add_argument("--dir", default="demo-data", help="where the demo keeps its SQLite file")
     demo.add_argument("--exit-after", type=float, default=0.0,

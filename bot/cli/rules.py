@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
@@ -19,9 +18,9 @@ from bot.settings import Settings
 def handle(args: argparse.Namespace, settings: Settings | None, _hooks: Any) -> int:
     from bot.app.sorter import OWN, default_set, read_labelled, sort_labelled
     from bot.core.classify.labelled import figures_json, figures_table, measure
-    from bot.settings import default_rules_path, load_rules, sorter_model
+    from bot.settings import load_rules, rules_path, sorter_model
 
-    rules = load_rules(Path(settings.paths.rules) if settings is not None else default_rules_path())
+    rules = load_rules(rules_path(settings))
     model = None if args.rules_only else sorter_model(settings)
     path = default_set(args.set)
     mails = read_labelled(path)

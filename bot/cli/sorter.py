@@ -21,9 +21,9 @@ from bot.settings import Settings
 def handle(args: argparse.Namespace, settings: Settings | None, _hooks: Any) -> int:
     from bot.app import sorter
     from bot.core.errors import UsageError
-    from bot.settings import default_model_path, default_rules_path, load_rules
+    from bot.settings import default_model_path, load_rules, rules_path
 
-    rules = load_rules(Path(settings.paths.rules) if settings is not None else default_rules_path())
+    rules = load_rules(rules_path(settings))
     path = sorter.default_set(args.set)
     mails = sorter.read_labelled(path)
     if args.action == "cv":

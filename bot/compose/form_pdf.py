@@ -1,30 +1,39 @@
 """The request form sent with a rights reply: one A4 page, the case reference printed on it.
 
-Drawn with reportlab's canvas. Japanese text uses the built-in CID font HeiseiKakuGo-W5 (nothing
-embedded, nothing downloaded); runs of Western text use Helvetica, so the reference and addresses
-stay extractable everywhere. `invariant=1` makes the same inputs give the same bytes.
+Drawn with reportlab's canvas. Every font is embedded (subset), so the form reads the same on a
+phone or PC without Japanese fonts (SPEC section 5): Japanese text uses IPAex Gothic, shipped in
+`fonts/` with its licence; runs of Western text use Liberation Sans (also in `fonts/`, with the
+metrics of Helvetica, so the layout is what it was), so the reference and addresses stay
+extractable everywhere. The canvas starts on Liberation Sans (`initialFontName`):
+otherwise reportlab puts a non-embedded Helvetica into every PDF. `invariant=1` makes the same
+inputs give the same bytes.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
 
 from reportlab import rl_config
 from reportlab.lib.pagesizes import A4
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase import pdfdoc, pdfmetrics
+from reportlab.pdfbase.ttfonts import FF_NONSYMBOLIC, FF_SYMBOLIC, TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
 
 from bot.core.model import Kind
 from bot.core.wording import form_filename, format_date, normalise_language, one_line, response_period
 
-JA_FONT = "HeiseiKakuGo-W5"
-LATIN_FONT = "Helvetica"
-LATIN_BOLD = "Helvetica-Bold"
+JA_FONT = "IPAexGothic"  # fonts/ipaexg.ttf
+LATIN_FONT = "LiberationSans"  # fonts/LiberationSans-Regular.ttf
+LATIN_BOLD = "LiberationSans-Bold"
 
 PAGE_W, PAGE_H = A4
 MARGIN = 42.0
@@ -163,21 +172,73 @@ def _words(language: str, company_name: str, response_days: int, opened_on: date
     )
 
 
+def font_file(name: str) -> Path:
+    """A font shipped in the package (bot/compose/fonts)."""
+    return Path(str(files("bot.compose") / "fonts" / name))
+
+
+class _KeptSubsets(TTFontFace):  # type: ignore[misc]  # reportlab has no type hints
+    """A TrueType face that makes each subset's font file once and keeps it, compressed.
+
+    reportlab builds and compresses the embedded subsets anew for every document; the form's words
+    are the same on every form (only the reference, the dates and the address differ, mostly in
+    ASCII), so its subsets are too. Building and compressing them was most of a form's cost. The
+    objects written are those of reportlab's own TTFontFace.addSubsetObjects.
+    """
+
+    KEEP = 64  # subsets kept per face (a few per deployment; the rest make room in turn)
+
+    def kept_file(self, subset: list[int]) -> tuple[bytes, int]:
+        """(the subset's font file, compressed; its length before) for these code points."""
+        store: OrderedDict[tuple[int, ...], tuple[bytes, int]] = self.__dict__.setdefault("_kept", OrderedDict())
+        key = tuple(subset)
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        raw = self.makeSubset(subset)
+        store[key] = (zlib.compress(raw), len(raw))
+        if len(store) > self.KEEP:
+            store.popitem(last=False)
+        return store[key]
+
+    def addSubsetObjects(self, doc: Any, fontname: str, subset: list[int]) -> Any:
+        content, length = self.kept_file(subset)
+        font_file = pdfdoc.PDFStream(content=content)
+        font_file.dictionary["Length1"] = length
+        font_file.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName("FlateDecode")])  # already applied
+        ref = doc.Reference(font_file, f"fontFile:{self.filename}({fontname})")
+        descriptor = pdfdoc.PDFDictionary({
+            "Type": "/FontDescriptor", "Ascent": self.ascent, "CapHeight": self.capHeight,
+            "Descent": self.descent, "Flags": (self.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC,
+            "FontBBox": pdfdoc.PDFArray(self.bbox), "FontName": pdfdoc.PDFName(fontname),
+            "ItalicAngle": self.italicAngle, "StemV": self.stemV, "FontFile2": ref,
+            "MissingWidth": self.defaultWidth,
+        })
+        return doc.Reference(descriptor, "fontDescriptor:" + fontname)
+
+
+def _embedded(name: str, filename: str, *, ascii_readable: bool = True) -> TTFont:
+    font = TTFont(name, filename, asciiReadable=ascii_readable)
+    font.face.__class__ = _KeptSubsets  # the same face, parsed once, keeping its subsets
+    return font
+
+
 @cache
-def _fonts() -> None:
-    pdfmetrics.registerFont(UnicodeCIDFont(JA_FONT))
+def _fonts() -> frozenset[int]:
+    """Registers the fonts once (IPAex Gothic takes about 0.1 s to read); the code points the Latin font has."""
+    # Without ASCII in the Japanese font's first subset: the form's ASCII is set in Liberation Sans.
+    pdfmetrics.registerFont(_embedded(JA_FONT, str(font_file("ipaexg.ttf")), ascii_readable=False))
+    regular = _embedded(LATIN_FONT, str(font_file("LiberationSans-Regular.ttf")))
+    bold = _embedded(LATIN_BOLD, str(font_file("LiberationSans-Bold.ttf")))
+    pdfmetrics.registerFont(regular)
+    pdfmetrics.registerFont(bold)
     rl_config.useA85 = 0  # binary streams: ASCII85 only made them bigger and cost most of the build time
+    return frozenset(regular.face.charToGlyph) & frozenset(bold.face.charToGlyph)
 
 
 def _is_latin(ch: str) -> bool:
-    """Helvetica's WinAnsi encoding covers it; everything else goes to the Japanese CID font."""
-    if ch < "\x80":
-        return True
-    try:
-        ch.encode("cp1252")
-    except UnicodeEncodeError:
-        return False
-    return True
+    """Liberation Sans has it (Latin, Greek, Cyrillic...); everything else goes to IPAex Gothic."""
+    return ord(ch) in _fonts()
 
 
 # The form's texts are the same for every case, so their layout is worked out once.
@@ -312,7 +373,7 @@ def request_form_pdf(
     company = one_line(company_name, 80)
     words = _words(lang, company, response_days, opened_on)
     buf = io.BytesIO()
-    canvas = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
+    canvas = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, initialFontName=LATIN_FONT)
     canvas.setTitle(f"{words.title} ({ref})")
     canvas.setAuthor(company)
     canvas.setSubject(ref)

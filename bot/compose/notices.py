@@ -1,8 +1,10 @@
 """Mail for staff (the digest, due-date alerts): Jinja2 templates in `templates/staff`, rendered in the
-staff language, each starting with a "Subject: ..." line as the reply templates do."""
+staff language, each starting with a "Subject: ..." line as the reply templates do. An admin's
+`<paths.templates>/staff/` folder wins over the packaged one file by file, as for reply templates."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -11,7 +13,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
 from bot.compose.templates import split_subject
 from bot.core.digest import Digest
@@ -22,26 +24,41 @@ from bot.core.wording import normalise_language
 STAFF_DIR = "staff"
 
 
-def staff_environment(templates: Path) -> Environment:
-    """Jinja2 for the staff templates (templates/staff): HTML autoescaped, text not."""
-    return Environment(loader=FileSystemLoader(str(templates / STAFF_DIR)), undefined=StrictUndefined,
+def staff_folders(templates: Path | Sequence[Path]) -> tuple[Path, ...]:
+    """The staff folders (`staff/` of each templates folder that has one), first wins."""
+    roots = (templates,) if isinstance(templates, Path) else tuple(templates)
+    found = tuple(root / STAFF_DIR for root in roots if (root / STAFF_DIR).is_dir())
+    return found or (roots[0] / STAFF_DIR,)
+
+
+def staff_environment(templates: Path | Sequence[Path]) -> Environment:
+    """Jinja2 for the staff templates (templates/staff): HTML autoescaped, text not. `templates` is one
+    templates folder or several, first wins (`bot.compose.templates.template_folders`)."""
+    loader = ChoiceLoader([FileSystemLoader(str(folder)) for folder in staff_folders(templates)])
+    return Environment(loader=loader, undefined=StrictUndefined,
                        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 class StaffTemplates:
-    """Renders staff mail from one templates directory in one language (en, ja)."""
+    """Renders staff mail from templates folders (the first that has a file wins) in one language (en, ja)."""
 
-    def __init__(self, templates: Path, language: str) -> None:
-        self.directory = templates / STAFF_DIR
+    def __init__(self, templates: Path | Sequence[Path], language: str) -> None:
+        self.folders = staff_folders(templates)
+        self.directory = self.folders[0]
         self.env = staff_environment(templates)
         self.language = normalise_language(language)
+
+    def source(self, filename: str) -> Path | None:
+        """The staff template file `filename` is read from; None when no folder has it."""
+        return next((folder / filename for folder in self.folders if (folder / filename).is_file()), None)
 
     def _render(self, name: str, what: str, **data: Any) -> str:
         try:
             return self.env.get_template(name).render(**data)
         except TemplateError as exc:
-            raise TemplateProblem(f"{what} template in {self.directory} ({self.language}): {exc}") from None
+            where = self.source(name) or self.directory / name
+            raise TemplateProblem(f"{what} template {where} ({self.language}): {exc}") from None
 
     def digest(self, digest: Digest) -> tuple[str, str, str]:
         """(subject, text, html) of the digest."""

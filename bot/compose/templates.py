@@ -1,6 +1,12 @@
 """Reply templates: Jinja2 files an admin can edit, rendered into a subject and a text body.
 
-Layout of the templates directory (`paths.templates` in the config):
+The package ships every template (`bot/defaults/templates`, read with importlib.resources); an admin's
+folder (`paths.templates`) holds only the files they change: a file there wins over the packaged one
+of the same name, file by file, for messages, partials and staff templates alike (a Jinja2
+ChoiceLoader, as Datasette's --template-dir). An admin's template can still include or extend the
+packaged one as "default:<file>".
+
+Layout of a templates folder:
 
     <name>.<lang>.txt.j2     one message; first line "Subject: ...", a blank line, then the body
     <name>.<lang>.html.j2    optional HTML alternative of the same message (autoescaped)
@@ -13,7 +19,7 @@ Everything here is pure apart from reading the template files.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -36,6 +42,7 @@ from bot.core.wording import (
     one_line,
     response_period,
 )
+from bot.settings import packaged
 
 # Messages the bot sends; `templates check` reports any that is missing.
 REQUIRED_TEMPLATES: tuple[str, ...] = ("ack_rights", "ack_opt_out", "ack_general", "reminder_documents")
@@ -79,15 +86,44 @@ def template_file(name: str, language: str, suffix: str = TEXT_SUFFIX) -> str:
     return f"{name}.{language}{suffix}"
 
 
-class Renderer:
-    """Renders `<name>.<lang>.txt.j2` files from one templates directory."""
+def packaged_templates() -> Path:
+    """The templates folder shipped in the package."""
+    return packaged("templates")
 
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
-        if not self.directory.is_dir():
-            raise TemplateProblem(f"templates directory {self.directory} not found (paths.templates)")
+
+def template_folders(admin: str | Path = "") -> tuple[Path, ...]:
+    """Where templates are looked up, first wins: the admin's folder (paths.templates), then the package's."""
+    return (Path(admin), packaged_templates()) if str(admin) else (packaged_templates(),)
+
+
+def template_loader(folders: Sequence[Path]) -> jinja2.BaseLoader:
+    """Each folder in turn, file by file; "default:<file>" is always the packaged file."""
+    for folder in folders:
+        if not folder.is_dir():
+            raise TemplateProblem(f"templates directory {folder} not found (paths.templates)")
+    return jinja2.ChoiceLoader([
+        *(jinja2.FileSystemLoader(str(folder), encoding="utf-8") for folder in folders),
+        jinja2.PrefixLoader({"default": jinja2.FileSystemLoader(str(packaged_templates()), encoding="utf-8")},
+                            delimiter=":"),
+    ])
+
+
+def is_packaged(folder: Path) -> bool:
+    return folder.resolve() == packaged_templates().resolve()
+
+
+class Renderer:
+    """Renders `<name>.<lang>.txt.j2` files from templates folders, the first that has a file winning.
+
+    `Renderer()` uses the packaged templates; `Renderer(*template_folders(settings.paths.templates))`
+    what the settings ask for; `Renderer(folder)` that one folder alone.
+    """
+
+    def __init__(self, *folders: Path | str) -> None:
+        self.folders: tuple[Path, ...] = tuple(Path(f) for f in folders) or (packaged_templates(),)
+        self.directory = self.folders[0]
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.directory), encoding="utf-8"),
+            loader=template_loader(self.folders),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html", "htm", "html.j2"), default_for_string=False, default=False
@@ -102,11 +138,20 @@ class Renderer:
         self.env.filters["kind_label"] = _kind_label_filter
 
     def files(self) -> list[str]:
-        """Every template file in the directory (messages and partials), sorted."""
-        return sorted(p.name for p in self.directory.iterdir() if p.is_file() and p.name.endswith(".j2"))
+        """Every template file of the folders (messages and partials), sorted."""
+        return sorted({p.name for folder in self.folders for p in folder.iterdir()
+                       if p.is_file() and p.name.endswith(".j2")})
+
+    def source(self, filename: str) -> Path | None:
+        """The file `filename` is read from: in the first folder that has it; None when none has."""
+        return next((folder / filename for folder in self.folders if (folder / filename).is_file()), None)
+
+    def path_of(self, filename: str) -> Path:
+        """Where `filename` is read from, or would be looked for first: for messages naming a file."""
+        return self.source(filename) or self.directory / filename
 
     def exists(self, name: str, language: str, suffix: str = TEXT_SUFFIX) -> bool:
-        return (self.directory / template_file(name, language, suffix)).is_file()
+        return self.source(template_file(name, language, suffix)) is not None
 
     def render(self, name: str, language: str, ctx: ReplyContext) -> Rendered:
         """Render message `name` in `language` (unknown languages: English). Raises TemplateProblem.
@@ -133,7 +178,7 @@ class Renderer:
         return Rendered(subject=subject, text=body, html=html)
 
     def _render_file(self, filename: str, data: Mapping[str, Any]) -> str:
-        where = self.directory / filename
+        where = self.path_of(filename)
         try:
             return self.env.get_template(filename).render(data)
         except jinja2.TemplateNotFound as exc:
@@ -220,20 +265,20 @@ def check_all(renderer: Renderer, *, required: Iterable[str] = REQUIRED_TEMPLATE
         match = _FILE_RE.match(filename)
         if not filename.startswith("_") and not match:
             problems.append(
-                f"template {renderer.directory / filename}: name not understood "
+                f"template {renderer.path_of(filename)}: name not understood "
                 "(expected <name>.<lang>.txt.j2, e.g. ack_rights.ja.txt.j2)"
             )
         elif match and match["lang"] not in LANGUAGES:
             problems.append(
-                f"template {renderer.directory / filename}: language {match['lang']!r} is never used "
+                f"template {renderer.path_of(filename)}: language {match['lang']!r} is never used "
                 f"(languages: {', '.join(LANGUAGES)})"
             )
         try:  # syntax of every file, partials included, even when nothing includes them
             renderer.env.get_template(filename)
         except jinja2.TemplateSyntaxError as exc:
-            problems.append(f"template {renderer.directory / filename} line {exc.lineno}: syntax error: {exc.message}")
+            problems.append(f"template {renderer.path_of(filename)} line {exc.lineno}: syntax error: {exc.message}")
         except UnicodeDecodeError:
-            problems.append(f"template {renderer.directory / filename}: not valid UTF-8")
+            problems.append(f"template {renderer.path_of(filename)}: not valid UTF-8")
     names = template_names(renderer)
     for name in required:
         if name not in names:
@@ -244,7 +289,7 @@ def check_all(renderer: Renderer, *, required: Iterable[str] = REQUIRED_TEMPLATE
         for lang in LANGUAGES:
             if lang not in present:
                 other = ", ".join(template_file(name, p) for p in present) or "HTML only"
-                problems.append(f"template {renderer.directory / template_file(name, lang)} is missing "
+                problems.append(f"template {renderer.path_of(template_file(name, lang))} is missing "
                                 f"(present: {other})")
                 continue
             for ctx in _sample_variants(lang):
@@ -254,11 +299,11 @@ def check_all(renderer: Renderer, *, required: Iterable[str] = REQUIRED_TEMPLATE
                     problems.append(str(exc))
                     break
                 if not rendered.subject.startswith(f"[{ctx.ref}]"):
-                    problems.append(f"template {renderer.directory / template_file(name, lang)}: "
+                    problems.append(f"template {renderer.path_of(template_file(name, lang))}: "
                                     f"the subject must start with [{{{{ ref }}}}], got {rendered.subject!r}")
                     break
                 if not rendered.text.strip():
-                    problems.append(f"template {renderer.directory / template_file(name, lang)}: empty body")
+                    problems.append(f"template {renderer.path_of(template_file(name, lang))}: empty body")
                     break
     return problems
 

@@ -23,8 +23,6 @@ from bot.demo.sample_mail import PRIVACY_ADDRESS, samples
 from bot.demo.servers import DemoServers
 from bot.settings import Settings
 
-PROJECT = Path(__file__).resolve().parents[2]
-
 
 def demo_settings(servers: DemoServers, directory: Path) -> Settings:
     return Settings.model_validate(dict(
@@ -36,7 +34,6 @@ def demo_settings(servers: DemoServers, directory: Path) -> Settings:
         staff={"digest_recipients": ["dpo@demo.test"]},
         policy={"postal_address": "Privacy Office, Example K.K., 1-1 Marunouchi, Chiyoda-ku, Tokyo 100-0005",
                 "company_name": "Example K.K."},
-        paths={"templates": str(PROJECT / "templates"), "rules": str(PROJECT / "config" / "rules.toml")},
     ))
 
 
