@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,63 @@ def wait_for_line(path: Path, text: str, timeout: float, *, after: int = 0) -> b
             return True
         time.sleep(0.05)
     return False
+
+
+def with_health(config: Path) -> int:
+    """Give the bot of `config` its health endpoint ([health] listen) on a free port; returns the port."""
+    from tests.mailservers import free_ports
+
+    port = free_ports(1)[0]
+    edit_config(config, {"health": {"listen": f"127.0.0.1:{port}"}})
+    return port
+
+
+def health(port: int) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of the bot's /healthz; (0, {}) while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except (OSError, ValueError):
+        return 0, {}
+
+
+def wait_health(port: int, *, timeout: float, status: int = 200, role: str = "leader") -> dict[str, Any]:
+    """Wait until the bot's /healthz answers `status` in `role` (leader: it watches the mailbox and has
+    reached it; standby: another process leads); AssertionError with the last answer otherwise."""
+    deadline = time.monotonic() + timeout
+    last: tuple[int, dict[str, Any]] = (0, {})
+    while time.monotonic() < deadline:
+        last = health(port)
+        if last[0] == status and last[1].get("role") == role:
+            return last[1]
+        time.sleep(0.05)
+    raise AssertionError(f"/healthz never answered {status} as {role} within {timeout} s: last {last}")
+
+
+def outbox(db_url: str) -> list[tuple[str, str, int]]:
+    """(message_id, status, attempts) of every outbox row of a SQLite database, read beside the bot."""
+    import sqlite3
+
+    path = db_url.split(":///", 1)[1]
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as conn:
+        return [tuple(row) for row in conn.execute("SELECT message_id, status, attempts FROM outbox")]
+
+
+def recorded_in(db_url: str, message_id: str) -> bool:
+    """Whether the bot recorded the mail with this Message-ID (SQLite, read beside the bot)."""
+    import sqlite3
+
+    path = db_url.split(":///", 1)[1]
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as conn:
+        return conn.execute("SELECT 1 FROM messages WHERE message_id = ?", (message_id,)).fetchone() is not None
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.adapters.store.engine import make_engine
-from tests.botrun import bot, bot_process, case_detail, cases, write_config
+from tests.botrun import bot, bot_process, case_detail, cases, wait_health, with_health, write_config
 from tests.factories import legacy_japanese_mail, mail_bytes
 
 pytestmark = pytest.mark.integration
@@ -207,15 +207,12 @@ def test_crash_between_recording_and_sending_sends_exactly_once(config: Path, ma
 
 
 def test_idle_answers_new_mail_within_two_seconds(config: Path, mailbox, smtp_sink, tmp_path) -> None:
+    port = with_health(config)
     log_path = tmp_path / "bot.log"
     with log_path.open("w") as log_file:
         proc = bot_process(config, "run", stderr=log_file)
         try:
-            deadline = time.monotonic() + 30
-            while "watching" not in log_path.read_text() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert "watching" in log_path.read_text(), log_path.read_text()
-            time.sleep(0.5)  # let it enter IDLE
+            wait_health(port, timeout=30)  # watching the mailbox
             start = time.monotonic()
             mailbox.append([inquiry_bytes(0, INQUIRIES[0])])
             sent = smtp_sink.wait_for(1, timeout=10)
@@ -264,13 +261,12 @@ def test_failed_sends_wait_in_the_outbox_and_are_retried(config: Path, mailbox, 
 
 
 def test_run_reconnects_after_the_imap_server_restarts(config: Path, mailbox, smtp_sink, tmp_path) -> None:
+    port = with_health(config)
     log_path = tmp_path / "bot.log"
     with log_path.open("w") as log_file:
         proc = bot_process(config, "run", stderr=log_file)
         try:
-            deadline = time.monotonic() + 30
-            while "watching" not in log_path.read_text() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_health(port, timeout=30)
             mailbox.restart()
             mailbox.append([inquiry_bytes(0, INQUIRIES[0])])
             try:

@@ -14,7 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.botrun import bot_process, cases, edit_config, wait_for_line, write_config
+from tests.botrun import (
+    bot_process,
+    cases,
+    edit_config,
+    outbox,
+    recorded_in,
+    wait_for_line,
+    wait_health,
+    wait_until,
+    with_health,
+    write_config,
+)
 from tests.factories import mail_bytes
 from tests.proxy import FaultyProxy
 
@@ -82,12 +93,12 @@ def test_connection_reset_during_idle_is_noticed_and_nothing_is_missed(tmp_path:
     cfg = write_config(tmp_path, imap_port=imap_proxy.port, smtp_port=smtp_sink.port,
                        db_url=f"sqlite:///{tmp_path}/bot.db")
     _tune(cfg, reconnect_max_seconds=2)
+    port = with_health(cfg)
     log = tmp_path / "bot.log"
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            assert wait_for_line(log, "watching bot@", 20), log.read_text()
-            time.sleep(0.5)  # in IDLE now
+            wait_health(port, timeout=20)  # watching the mailbox
             assert imap_proxy.cut() >= 1
             mailbox.append([_inquiry("after-reset")])  # lands while the bot has no connection
             took = _wait_reply(smtp_sink, "after-reset", 20)
@@ -105,12 +116,12 @@ def test_silent_half_open_link_under_idle_is_given_up_and_replaced(tmp_path: Pat
     cfg = write_config(tmp_path, imap_port=imap_proxy.port, smtp_port=smtp_sink.port,
                        db_url=f"sqlite:///{tmp_path}/bot.db")
     _tune(cfg, idle_renew_seconds=10, timeout_seconds=3, reconnect_max_seconds=2)
+    port = with_health(cfg)
     log = tmp_path / "bot.log"
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            assert wait_for_line(log, "watching bot@", 20), log.read_text()
-            time.sleep(0.5)
+            wait_health(port, timeout=20)
             imap_proxy.swallow()  # the IDLE notification for the next mail never arrives
             mailbox.append([_inquiry("half-open")])
             took = _wait_reply(smtp_sink, "half-open", 40)  # IDLE renewal (10 s) + timeout (3 s) + reconnect
@@ -134,23 +145,23 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
         cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=url)
         _renew_idle_often(cfg)
         _tune(cfg, reconnect_max_seconds=1)
+        port = with_health(cfg)
         log = tmp_path / "bot.log"
         with log.open("w") as err:
             proc = bot_process(cfg, "run", stderr=err)
             try:
-                _first_mail_answered(log, mailbox, smtp_sink)
+                _first_mail_answered(log, port, mailbox, smtp_sink)
                 db_proxy.refuse()  # the database goes away
                 mark = len(log.read_text())
                 mailbox.append([_inquiry(f"during{i}") for i in range(5)])
                 assert wait_for_line(log, "database", 15, after=mark) or wait_for_line(
                     log, "connection trouble", 5, after=mark), log.read_text()[-3000:]
-                time.sleep(3)
+                time.sleep(3)  # time enough to flag mail too early, if it would
                 unseen = _unseen(mailbox)
                 replied_during = sum(_replies_to(smtp_sink, f"during{i}") for i in range(5))
                 db_proxy.heal()
                 for i in range(5):
                     assert _wait_reply(smtp_sink, f"during{i}", 30) is not None, log.read_text()[-3000:]
-                time.sleep(1.0)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.communicate(timeout=30)
@@ -163,9 +174,9 @@ def test_database_outage_marks_nothing_processed_before_it_is_recorded(tmp_path:
     pg.drop(name)
 
 
-def _first_mail_answered(log: Path, mailbox, smtp_sink) -> None:
+def _first_mail_answered(log: Path, port: int, mailbox, smtp_sink) -> None:
     """The bot under test is up, answers a first mail and flags it: all is well before the fault."""
-    assert wait_for_line(log, "watching bot@", 20), log.read_text()
+    wait_health(port, timeout=20)
     mailbox.append([_inquiry("before")])
     assert _wait_reply(smtp_sink, "before", 15) is not None, log.read_text()[-3000:]
     assert _wait_unseen(mailbox, 0, 10)
@@ -190,23 +201,23 @@ def test_database_refusing_writes_leaves_mail_unread_until_it_is_recorded(tmp_pa
     cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=PG_URL.format(name=name))
     _renew_idle_often(cfg)
     _tune(cfg, reconnect_max_seconds=1)
+    port = with_health(cfg)
     log = tmp_path / "bot.log"
     try:
         with log.open("w") as err:
             proc = bot_process(cfg, "run", stderr=err)
             try:
-                _first_mail_answered(log, mailbox, smtp_sink)
+                _first_mail_answered(log, port, mailbox, smtp_sink)
                 _set_read_only(name, True)
                 mark = len(log.read_text())
                 mailbox.append([_inquiry(f"ro{i}") for i in range(5)])
                 assert wait_for_line(log, "read-only", 15, after=mark), log.read_text()[-3000:]
-                time.sleep(2)
+                time.sleep(2)  # time enough to flag mail too early, if it would
                 unseen = _unseen(mailbox)
                 replied_during = sum(_replies_to(smtp_sink, f"ro{i}") for i in range(5))
                 _set_read_only(name, False)
                 for i in range(5):
                     assert _wait_reply(smtp_sink, f"ro{i}", 30) is not None, log.read_text()[-3000:]
-                time.sleep(1.0)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.communicate(timeout=30)
@@ -223,21 +234,23 @@ def test_database_refusing_writes_leaves_mail_unread_until_it_is_recorded(tmp_pa
 def test_mail_landing_during_a_pass_is_answered_without_waiting_for_more(tmp_path: Path, mailbox, smtp_sink) -> None:
     """The EXISTS for mail that lands while a pass runs comes in the answer to one of the pass's
     commands (and is dropped there), not in the IDLE that follows; nothing else arrives after it."""
-    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=f"sqlite:///{tmp_path}/bot.db")
+    db = f"sqlite:///{tmp_path}/bot.db"
+    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=db)
+    port = with_health(cfg)
     log = tmp_path / "bot.log"
     waits: list[float | None] = []
     smtp_sink.data_delay = 0.5  # holds each pass open long enough for the next mail to land in it
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            assert wait_for_line(log, "watching bot@", 20), log.read_text()
+            wait_health(port, timeout=20)
             for t in range(3):
-                mark = len(log.read_text())
                 mailbox.append([_inquiry(f"first{t}")])
-                assert wait_for_line(log, "reply=queued", 10, after=mark)  # its pass is running now
+                # recorded: its pass is now sending, held open by the slow sink
+                wait_until(lambda t=t: recorded_in(db, f"<first{t}@customer.test>"), 10, f"first{t} recorded")
                 mailbox.append([_inquiry(f"straggler{t}")])
                 waits.append(_wait_reply(smtp_sink, f"straggler{t}", 8))
-                time.sleep(0.6)
+                assert _wait_reply(smtp_sink, f"first{t}", 5) is not None
         finally:
             smtp_sink.data_delay = 0.0
             proc.send_signal(signal.SIGTERM)
@@ -252,19 +265,19 @@ def test_smtp_server_down_replies_wait_in_the_outbox_and_go_out_once_when_it_ret
         cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_proxy.port,
                            db_url=f"sqlite:///{tmp_path}/bot.db")
         edit_config(cfg, {"policy": {"sweep_seconds": 5}})
+        port = with_health(cfg)
+        db = f"sqlite:///{tmp_path}/bot.db"
         log = tmp_path / "bot.log"
         with log.open("w") as err:
             proc = bot_process(cfg, "run", stderr=err)
             try:
-                assert wait_for_line(log, "watching bot@", 20), log.read_text()
+                wait_health(port, timeout=20)
                 mailbox.append([_inquiry(f"down{i}") for i in range(3)])
-                assert wait_for_line(log, "send will be retried", 15), log.read_text()[-3000:]
-                time.sleep(2)
+                wait_until(lambda: len([r for r in outbox(db) if r[2] >= 1]) == 3, 20, "three sends tried")
                 assert smtp_sink.messages() == []
                 assert _wait_unseen(mailbox, 0, 5)  # taken in and recorded meanwhile
                 smtp_proxy.heal()
                 waits = [_wait_reply(smtp_sink, f"down{i}", 30) for i in range(3)]
-                time.sleep(1.5)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.communicate(timeout=30)

@@ -20,7 +20,7 @@ from bot.adapters.store.engine import make_engine, transaction
 from bot.adapters.store.outbox import claim
 from bot.adapters.store.tables import CaseRow, EventRow, OutboxRow
 from bot.app.outbox import recover
-from tests.botrun import bot_process, cases, wait_for_line, write_config
+from tests.botrun import bot_process, cases, wait_health, with_health, write_config
 from tests.factories import mail_bytes
 
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -97,23 +97,25 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_two_processes_and_a_killed_leader_answer_each_inquiry_once(tmp_path: Path, mailbox, smtp_sink,
                                                                      pg_url: str) -> None:
     mails = 200
-    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=pg_url)
+    cfgs = {name: write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=pg_url,
+                               name=f"{name}.toml") for name in ("a", "b")}
+    ports = {name: with_health(cfg) for name, cfg in cfgs.items()}
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
     with logs["a"].open("w") as log_a, logs["b"].open("w") as log_b:
-        a = bot_process(cfg, "run", stderr=log_a)
-        assert wait_for_line(logs["a"], "leading:", 20), logs["a"].read_text()
-        b = bot_process(cfg, "run", stderr=log_b)
-        assert wait_for_line(logs["b"], "another process leads", 20), logs["b"].read_text()
+        a = bot_process(cfgs["a"], "run", stderr=log_a)
+        wait_health(ports["a"], timeout=20, role="leader")
+        b = bot_process(cfgs["b"], "run", stderr=log_b)
+        wait_health(ports["b"], timeout=20, role="standby")
         mailbox.append([mail_bytes(sender=f"c{i}@example.com", subject=f"Request {i}", message_id=f"<s{i}@customer.test>",
                                    body="Please delete my personal data.") for i in range(mails)])
         smtp_sink.wait_for(mails // 4, timeout=60)
         a.send_signal(signal.SIGKILL)
         a.communicate(timeout=10)
         killed = time.monotonic()
-        took_over = time.monotonic() - killed if wait_for_line(logs["b"], "leading:", 15) else None
+        wait_health(ports["b"], timeout=15, role="leader")
+        took_over = time.monotonic() - killed
         try:
             smtp_sink.wait_for(mails, timeout=120)
-            time.sleep(1.0)
         finally:
             b.send_signal(signal.SIGTERM)
             b.communicate(timeout=30)
@@ -124,4 +126,4 @@ def test_two_processes_and_a_killed_leader_answer_each_inquiry_once(tmp_path: Pa
     assert took_over is not None and took_over < 10, logs["b"].read_text()[-2000:]
     assert {k: v for k, v in per_inquiry.items() if v > 1} == {}
     assert all(per_inquiry[f"<s{i}@customer.test>"] == 1 for i in range(mails))
-    assert len(cases(cfg)) == mails
+    assert len(cases(cfgs["a"])) == mails
