@@ -58,6 +58,13 @@ class CaseRow(SQLModel, table=True):
     responded_at: datetime | None = _when(default=None, index=True)
     closed_at: datetime | None = _when(default=None, index=True)
     updated_at: datetime = _when()
+    identity: str = Field(default="", max_length=16)  # "" | verified | insufficient
+    identity_document: str = Field(default="", max_length=80)  # which document proved it
+    outcome: str = Field(default="", max_length=16)  # "" | done | partly_done | refused | no_data
+    outcome_reason: str = ""  # the reason the customer was given (refused, partly_done)
+    outcome_at: datetime | None = _when(default=None)
+    # a customer's message joined the case and staff have not acted since (queue, digest)
+    customer_waiting_since: datetime | None = _when(default=None, index=True)
 
 
 class MessageRow(SQLModel, table=True):
@@ -143,9 +150,27 @@ class OutboxRow(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime = _when(index=True)
     sent_at: datetime | None = _when(default=None)
+    template: str = Field(default="", max_length=120)  # name.lang@version of the template it was written from
 
 
 class CounterRow(SQLModel, table=True):
     __tablename__ = "counters"
     name: str = Field(primary_key=True, max_length=64)
     value: int = 0
+
+
+class AccountRow(SQLModel, table=True):
+    """A staff console account (SPEC section 6). Passwords are stored as Argon2id hashes only."""
+
+    __tablename__ = "accounts"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=64)
+    role: str = Field(max_length=16)  # viewer | staff | admin
+    password_hash: str = Field(max_length=200)
+    disabled: bool = False
+    failed_logins: int = 0  # since the last successful sign-in
+    locked_until: datetime | None = _when(default=None)
+    session_epoch: int = 0  # raised by a password change or disabling: older sessions stop working
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    last_login_at: datetime | None = _when(default=None)
