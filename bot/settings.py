@@ -125,12 +125,12 @@ class WebSettings(Section):
     """The staff console (`web`, SPEC section 6)."""
 
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=1, le=65535)
     secret_key: SecretStr = SecretStr("")  # BOT_WEB__SECRET_KEY; signs the session cookies; required by `web`
     public_url: str = ""  # e.g. https://privacy-console.example.com (links in digests; https: Secure cookie)
-    session_minutes: int = Field(480, ge=5, le=7 * 24 * 60)
+    session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
     language: Literal["ja", "en"] = "ja"
-    page_size: int = Field(50, ge=10, le=500)  # cases per page of /cases
+    page_size: int = Field(default=50, ge=10, le=500)  # cases per page of /cases
     forwarded_allow_ips: str = "127.0.0.1"  # reverse proxies whose X-Forwarded-* headers are believed
 
     @field_validator("public_url")

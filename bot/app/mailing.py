@@ -17,8 +17,8 @@ from bot.compose.context import case_context
 from bot.compose.message import build_reply, make_message_id, serialise
 from bot.compose.templates import HTML_SUFFIX, TEXT_SUFFIX, Renderer
 from bot.compose.versions import template_label
-from bot.core.wording import normalise_language
 from bot.core.model import Action, EventKind
+from bot.core.wording import normalise_language
 from bot.settings import Settings
 
 

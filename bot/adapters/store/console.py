@@ -17,7 +17,8 @@ from bot.adapters.store.tables import MessageRow, OutboxRow
 from bot.core.followups import DUE_SOON
 from bot.core.model import Action, CaseRecord, Kind, Status
 
-_M = MessageRow.__table__.c  # type: ignore[attr-defined]
+_MESSAGES: Any = MessageRow.__table__  # type: ignore[attr-defined]
+_M = _MESSAGES.c
 _O = OutboxRow.__table__.c  # type: ignore[attr-defined]
 
 QUEUE_SECTIONS = ("overdue", "due_soon", "waiting", "needs_staff", "awaiting", "opt_outs")
@@ -143,7 +144,7 @@ def quarantine(engine: Engine, *, since: datetime | None = None, limit: int = 20
     with engine.connect() as conn:
         rows = conn.execute(columns(m.mailbox_uid, m.recorded_at, m.from_addr, m.subject, m.reason, m.size)
                             .where(*where).order_by(m.id.desc()).limit(limit)).all()
-        total = conn.execute(columns(func.count()).select_from(MessageRow.__table__).where(*where)).scalar_one()
+        total = conn.execute(columns(func.count()).select_from(_MESSAGES).where(*where)).scalar_one()
     return [QuarantineLine(*r) for r in rows], int(total)
 
 
