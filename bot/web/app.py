@@ -172,10 +172,9 @@ def create_app(settings: Settings, engine: Engine, *, fetch: Fetch | None = None
     """The console; `fetch` reads customer mail back (default: from settings.mailbox over IMAP)."""
     from bot.web import pages
 
+    now = clock or (lambda: datetime.now(UTC))
     console = Console(settings, engine, environment(), fetch or partial(fetch_originals, settings.mailbox),
-                      OutboxSender(settings, engine))
-    if clock is not None:
-        console.clock = clock
+                      OutboxSender(settings, engine, now), now)
 
     def p(handler: Handler, role: Role | None = Role.VIEWER) -> Callable[[Request], Awaitable[Response]]:
         return page(console, handler, role)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -19,9 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class OutboxSender:
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -45,7 +47,7 @@ class OutboxSender:
                 if self._stop.is_set():
                     break
                 try:
-                    report = flush(self.engine, mailer, presence, datetime.now(UTC))
+                    report = flush(self.engine, mailer, presence, self.clock())
                     if report.retrying or report.failed:
                         log.warning("console outbox: %s retrying, %s failed", report.retrying, report.failed)
                 except Exception:  # the reply stays in the outbox; `run` retries it
