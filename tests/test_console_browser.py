@@ -170,7 +170,7 @@ def test_the_staff_routine_in_chromium(page, console: Console) -> None:
     close = form(page, "Close case")
     close.get_by_label("Reason").fill("answered in writing")
     close.get_by_role("button", name="Close case").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("closed")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Closed")
     expect(page.get_by_role("cell", name="alice").first).to_be_visible()  # the history names who acted
 
     with page.expect_download() as download:
@@ -183,7 +183,7 @@ def test_the_staff_routine_in_chromium(page, console: Console) -> None:
     kinds.get_by_label("general").uncheck()
     kinds.get_by_label("disclosure").check()
     kinds.get_by_role("button", name="Set kinds").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("awaiting_documents")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Awaiting documents")
 
     page.goto(f"{console.url}/?lang=ja")  # the Japanese UI of the same page
     expect(page.get_by_role("heading", name="対応キュー")).to_be_visible()

@@ -78,7 +78,21 @@ JA: Mapping[str, str] = {
 }
 
 
+# codes (statuses, kinds, history lines...) in plain English words
+EN: Mapping[str, str] = {
+    "awaiting_documents": "Awaiting documents", "in_progress": "In progress", "responded": "Responded",
+    "closed": "Closed", "needs_staff": "Needs staff", "third_party_stop": "third-party stop",
+    "marketing_opt_out": "marketing opt-out", "dmarc_fail": "DMARC fail", "other_sender": "other sender",
+    "classifier_error": "sorter error", "partly_done": "partly done", "no_data": "no data held",
+    "reply_queued": "reply queued", "reply_withheld": "reply withheld", "reminder_queued": "reminder queued",
+    "customer_message": "customer's message", "staff_alerted": "staff alerted", "documents_received": "documents received",
+    "kinds_set": "kinds set", "send_failed": "send failed", "send_uncertain": "send uncertain",
+    "identity_verified": "identity verified", "documents_insufficient": "documents insufficient",
+    "outcome_recorded": "outcome recorded",
+}
+
+
 def translate(text: str, language: str) -> str:
     if language == "ja":
         return JA.get(text, text)
-    return text
+    return EN.get(text, text)

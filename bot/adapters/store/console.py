@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_
 from sqlalchemy import select as columns
 
-from bot.adapters.store.cases import _C, _CASES_TABLE, _RECORD_COLUMNS, FINISHED, record_of
+from bot.adapters.store.cases import _C, _CASES_TABLE, _RECORD_COLUMNS, record_of
 from bot.adapters.store.tables import MessageRow, OutboxRow
 from bot.core.followups import DUE_SOON
-from bot.core.model import Action, CaseRecord, Kind, Status
+from bot.core.model import OPEN_STATUSES, Action, CaseRecord, Kind, Status
 
 _MESSAGES: Any = MessageRow.__table__  # type: ignore[attr-defined]
 _M = _MESSAGES.c
@@ -36,7 +36,7 @@ def queue(engine: Engine, now: datetime, limit: int) -> dict[str, Listed]:
     """The staff's morning, most urgent first in each section: overdue, due within 3 days, customers
     waiting for us, needs staff, awaiting documents (oldest first), marketing opt-outs to carry out."""
     c = _C
-    open_ = c.status.not_in(FINISHED)
+    open_ = c.status.in_([s.value for s in OPEN_STATUSES])  # as not_in(FINISHED), but it can use (status, due_at)
     rules: dict[str, tuple[Any, tuple[Any, ...]]] = {
         "overdue": (and_(open_, c.due_at < now), (c.due_at, c.id)),
         "due_soon": (and_(open_, c.due_at >= now, c.due_at <= now + DUE_SOON), (c.due_at, c.id)),
@@ -66,20 +66,30 @@ def search(engine: Engine, *, status: str = "", kind: str = "", overdue_at: date
     if kind:
         where.append(c.kinds.contains(kind))
     if overdue_at is not None:
-        where.extend((c.due_at < overdue_at, c.status.not_in(FINISHED)))
-    if q:
-        needle = q.strip().lower()
-        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append(or_(c.ref == needle.upper(), func.lower(c.ref).like(f"%{escaped}%", escape="\\"),
-                         func.lower(c.requester).like(f"%{escaped}%", escape="\\")))
+        where.extend((c.due_at < overdue_at, c.status.in_([s.value for s in OPEN_STATUSES])))
     with engine.connect() as conn:
+        if q:
+            where.append(_matching(conn, q.strip()))
         rows = conn.execute(columns(*_RECORD_COLUMNS).where(*where).order_by(c.id.desc())
                             .offset(max(0, offset)).limit(limit)).all()
-        if where or offset or len(rows) >= limit:
+        if offset or len(rows) >= limit:
             total = conn.execute(columns(func.count()).select_from(_CASES_TABLE).where(*where)).scalar_one()
-        else:
+        else:  # the first page holds them all
             total = len(rows)
     return Listed(tuple(record_of(r) for r in rows), int(total))
+
+
+def _matching(conn: Any, q: str) -> Any:
+    """Cases whose reference or requester is `q` (indexed), else those containing it (a scan)."""
+    c = _C
+    exact = or_(c.ref == q.upper(), c.requester == q.lower())
+    if conn.execute(columns(c.id).where(exact).limit(1)).first() is not None:
+        return exact
+    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    if conn.dialect.name == "sqlite":  # SQLite's LIKE ignores ASCII case already; lower() would cost a call per row
+        return or_(c.ref.like(pattern, escape="\\"), c.requester.like(pattern, escape="\\"))
+    return or_(c.ref.ilike(pattern, escape="\\"), c.requester.ilike(pattern, escape="\\"))
 
 
 @dataclass(frozen=True)

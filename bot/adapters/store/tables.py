@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -43,6 +43,10 @@ def _when(**kw: Any) -> Any:
 
 class CaseRow(SQLModel, table=True):
     __tablename__ = "cases"
+    # the console's queue at 100,000 cases: open cases by due date, waiting ones by age, opt-outs to carry out
+    __table_args__ = (Index("ix_cases_status_due_at", "status", "due_at"),
+                      Index("ix_cases_status_opened_at", "status", "opened_at"),
+                      Index("ix_cases_status_documents", "status", "documents_received_at"))
     id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(unique=True, index=True, max_length=40)
     status: str = Field(index=True, max_length=32)
