@@ -179,7 +179,10 @@ def _print_detail(d: dict[str, Any]) -> None:
     out = [f"{d['ref']}  {d['status']}  kinds: {', '.join(d['kinds'])}  language: {d['language']}",
            f"requester: {d['requester']}   subject: {d['subject']}"]
     out += [f"  {key}: {d[key] or '-'}" for key in ("opened_at", "documents_received_at", "due_at",
-                                                   "responded_at", "closed_at")]
+                                                   "responded_at", "closed_at", "identity", "outcome",
+                                                   "outcome_reason")]
+    if d.get("customer_waiting"):
+        out.append(f"  customer waiting since {d['customer_waiting_since']}")
     out.append("messages")
     out += [f"  {m['recorded_at'][:16]} {m['direction']:3} {m['action']:10} {m['message_id']}  {m['subject']}"
             for m in d["messages"]]
