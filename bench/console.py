@@ -121,7 +121,7 @@ def run(ctx: Context) -> list[Row]:
                 client.get(path)
                 times.append((time.perf_counter() - t0) * 1000)
             times.sort()
-            p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
             rows.append(Row(SECTION, label, round(p95, 1), "ms p95", f"< {TARGET_MS:.0f} ms", p95 < TARGET_MS,
                             f"p50 {statistics.median(times):.1f} ms, {len(body) / 1024:.0f} KiB, {repeat} requests"))
     finally:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.core.classify.rules import Rules, rules_from_data
+from bot.core.classify.scorer import Model, model_from_data
 from bot.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class MailboxSettings(Section):
     security: Security = "ssl"
     username: str
     password: SecretStr = SecretStr("")
+    auth: Literal["password", "oauth2"] = "password"  # oauth2: SASL XOAUTH2/OAUTHBEARER with a token from [oauth2]
     folder: str = "INBOX"
     tls_verify: bool = True  # turn off only for a test server with a self-signed certificate
     ca_file: str = ""  # extra CA bundle to trust (e.g. a private CA)
@@ -60,6 +62,7 @@ class SmtpSettings(Section):
     security: Security = "starttls"
     username: str = ""
     password: SecretStr = SecretStr("")
+    auth: Literal["password", "oauth2", "none"] = "password"  # password: AUTH only when username is set
     from_address: str
     from_name: str = "Privacy Office"
     tls_verify: bool = True
@@ -116,6 +119,42 @@ class PolicySettings(Section):
         return value
 
 
+class OAuth2Settings(Section):
+    """Where the access tokens for mailbox.auth / smtp.auth = "oauth2" come from (SPEC section 7)."""
+
+    provider: Literal["microsoft", "google", "generic"] = "generic"
+    tenant: str = ""  # microsoft: the directory (tenant) id
+    token_url: str = ""  # generic; for microsoft/google it overrides the provider's token endpoint
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")  # BOT_OAUTH2__CLIENT_SECRET
+    refresh_token: SecretStr = SecretStr("")  # BOT_OAUTH2__REFRESH_TOKEN; empty: client credentials grant
+    scope: str = ""  # empty: the provider's usual scope
+    ca_file: str = ""  # extra CA to trust for the token endpoint (private PKI, tests)
+    service_account_file: str = ""  # google: a service account's JSON key (domain-wide delegation)
+    subject: str = ""  # google service account: the mailbox to act as (empty: mailbox.username)
+    renew_before_seconds: int = Field(default=300, ge=0)  # renew a token this long before it expires (at most half its life)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class HealthSettings(Section):
+    listen: str = ""  # e.g. "127.0.0.1:9464": `run` serves /healthz and /metrics there; empty: off
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            listen_address(value)
+        return value
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """ "host:port" (or "[::1]:port") as (host, port); ValueError when it is not one."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9464)")
+    return host.strip("[]"), int(port)
+
+
 class PathSettings(Section):
     templates: str = "templates"
     rules: str = "config/rules.toml"
@@ -147,6 +186,12 @@ class WebSettings(Section):
         return self.public_url.startswith("https://") or self.host.strip("[]").lower() not in _LOOPBACK
 
 
+class SorterSettings(Section):
+    model: str = ""  # the sorter's model file; "" is the one shipped in the package
+    use_model: bool = True  # false: the rule file alone sorts (no confidence, nothing is "unsure")
+    keep_correction_text: bool = True  # keep the inquiry's own words with a staff correction (when bodies are kept)
+
+
 class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -162,8 +207,11 @@ class Settings(BaseSettings):
     staff: StaffSettings = StaffSettings()
     policy: PolicySettings
     paths: PathSettings = PathSettings()
+    sorter: SorterSettings = SorterSettings()
     log: LogSettings = LogSettings()
     web: WebSettings = WebSettings()
+    oauth2: OAuth2Settings = OAuth2Settings()
+    health: HealthSettings = HealthSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -220,6 +268,9 @@ class Settings(BaseSettings):
         if data["web"].get("secret_key"):
             data["web"]["secret_key"] = "***"
         data["database"]["url"] = _mask_url(data["database"]["url"])
+        for key in ("client_secret", "refresh_token"):
+            if data["oauth2"].get(key):
+                data["oauth2"][key] = "***"
         return data
 
 
@@ -276,6 +327,7 @@ def check_together(s: Settings) -> list[str]:
             if not section.tls_verify or section.ca_file:
                 problems.append(f"config keys {name}.tls_verify / {name}.ca_file have no effect with "
                                 f"{name}.security = \"none\" (no TLS is used)")
+    problems.extend(_check_oauth2(s))
     if s.mailbox.processed_folder and s.mailbox.processed_folder == s.mailbox.folder:
         problems.append("config keys mailbox.processed_folder and mailbox.folder are the same folder: processed "
                         "mail would never leave it (leave processed_folder empty to keep mail in place, marked \\Seen)")
@@ -311,6 +363,53 @@ def check_web(s: Settings) -> list[str]:
     return []
 
 
+def _check_oauth2(s: Settings) -> list[str]:
+    """[oauth2] against mailbox.auth / smtp.auth, naming every key involved."""
+    users = [name for name, auth in (("mailbox", s.mailbox.auth), ("smtp", s.smtp.auth)) if auth == "oauth2"]
+    if not users:
+        return []
+    o, problems = s.oauth2, []
+    why = " and ".join(f'{name}.auth = "oauth2"' for name in users)
+    for name in users:
+        section = s.mailbox if name == "mailbox" else s.smtp
+        if section.security == "none" and section.host.lower() not in _LOOPBACK:
+            problems.append(f'config keys {name}.auth = "oauth2" and {name}.security = "none": the access token would '
+                            f"cross the network in clear text to {name}.host {section.host!r} (use ssl or starttls)")
+    if "smtp" in users and not s.smtp.username:
+        problems.append('config keys smtp.auth = "oauth2" and smtp.username: the mailbox the token signs in as is '
+                        "needed (usually the same as mailbox.username)")
+    if o.token_url and not o.token_url.startswith("https://"):
+        problems.append(f"config key oauth2.token_url {o.token_url!r} must be an https:// address "
+                        "(the client secret and tokens travel on it)")
+    refresh = bool(o.refresh_token.get_secret_value())
+    secret = bool(o.client_secret.get_secret_value())
+    if o.provider == "google" and o.service_account_file:
+        if refresh:
+            problems.append("config keys oauth2.service_account_file and oauth2.refresh_token: choose one "
+                            "(a service account with domain-wide delegation, or a user's refresh token)")
+        return problems
+    if o.provider == "google" and not refresh:
+        problems.append(f'config keys oauth2.provider = "google" and {why} need oauth2.service_account_file '
+                        "(a service account with domain-wide delegation) or oauth2.refresh_token")
+    if not o.client_id:
+        problems.append(f"config key oauth2.client_id is required with {why} (provider {o.provider!r})")
+    if not secret and (not refresh or o.provider == "google"):
+        grant = "the refresh token grant" if refresh else "the client credentials grant (no oauth2.refresh_token)"
+        problems.append(f"config key oauth2.client_secret is required for {grant} with {why} "
+                        "(set it in BOT_OAUTH2__CLIENT_SECRET)")
+    if o.provider == "microsoft":
+        if not o.tenant and not o.token_url:
+            problems.append('config keys oauth2.provider = "microsoft" and oauth2.tenant: the directory (tenant) '
+                            "id is required")
+        if o.token_url and not o.token_url.rstrip("/").endswith("/oauth2/v2.0/token"):
+            problems.append(f'config keys oauth2.provider = "microsoft" and oauth2.token_url {o.token_url!r}: '
+                            "a Microsoft token endpoint ends in /oauth2/v2.0/token")
+    if o.provider == "generic" and not o.token_url:
+        problems.append(f'config keys oauth2.provider = "generic" and oauth2.token_url: the token endpoint is '
+                        f"required with {why}")
+    return problems
+
+
 def _describe(exc: ValidationError, path: Path) -> str:
     lines = []
     for err in exc.errors():
@@ -321,7 +420,7 @@ def _describe(exc: ValidationError, path: Path) -> str:
             msg = "is required"
         elif err["type"] == "extra_forbidden":
             msg = "is not a known key"
-        shown = "" if "password" in key or "secret" in key or err["type"] in ("missing", "extra_forbidden") else f" (got {err.get('input')!r})"
+        shown = "" if any(w in key for w in ("password", "secret", "token")) or err["type"] in ("missing", "extra_forbidden") else f" (got {err.get('input')!r})"
         lines.append(f"config key {key} {msg}{shown} [file {path}, or {env}]")
     return "; ".join(lines)
 
@@ -334,3 +433,31 @@ def default_rules_path() -> Path:
 def load_rules(path: Path) -> Rules:
     """The rule file, read and checked; any problem is a ConfigError naming the file and the rule."""
     return rules_from_data(read_toml(path, "rule file", "config key paths.rules"), source=str(path))
+
+
+def default_model_path() -> Path:
+    """The sorter's model shipped in the package (rebuilt by `privacy-bot sorter train`)."""
+    return Path(__file__).resolve().parent / "core" / "classify" / "model.json"
+
+
+def load_model(path: Path) -> Model:
+    """The sorter's model file, read and checked; any problem is a ConfigError naming the file."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"sorter model {path} not found (config key sorter.model)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"sorter model {path} cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"sorter model {path} is not valid JSON: {exc}") from None
+    return model_from_data(data, source=str(path))
+
+
+def sorter_model(settings: Settings | None) -> Model | None:
+    """The model the settings ask for: None when sorter.use_model is off."""
+    if settings is not None and not settings.sorter.use_model:
+        return None
+    given = settings.sorter.model if settings is not None else ""
+    return load_model(Path(given) if given else default_model_path())

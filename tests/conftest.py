@@ -19,7 +19,17 @@ from typing import Any, NoReturn
 
 import pytest
 
-from tests.mailservers import Dovecot, MailServerUnavailable, SmtpSink, TestCert, make_test_cert
+from tests.mailservers import (
+    Dovecot,
+    DovecotOAuth2,
+    MailServerUnavailable,
+    SmtpSink,
+    TestCA,
+    TestCert,
+    make_test_ca,
+    make_test_cert,
+)
+from tests.oauth_server import OAuthServer
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
@@ -99,6 +109,66 @@ def mailbox(dovecot: Dovecot) -> Dovecot:
         dovecot.restart()
     dovecot.reset()
     return dovecot
+
+
+# ---- OAuth 2.0 ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> Iterator[TestCA]:
+    """A CA of the tests' own (in /tmp, reachable by Dovecot's unprivileged auth process)."""
+    directory = Path(tempfile.mkdtemp(prefix="bot-test-ca-"))
+    directory.chmod(0o755)
+    try:
+        try:
+            yield make_test_ca(directory)
+        except MailServerUnavailable as exc:
+            unavailable(str(exc))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def oauth_server(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
+    """The token and introspection server (tests/oauth_server.py) over HTTPS, for the whole session."""
+    server = OAuthServer(test_ca.issue(tmp_path_factory.mktemp("oauth-cert"), "oauth"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def oauth(oauth_server: OAuthServer) -> OAuthServer:
+    """The session's token server, emptied: no clients, no tokens, tokens living an hour."""
+    oauth_server.reset()
+    return oauth_server
+
+
+@pytest.fixture(scope="session")
+def _oauth_dovecot(tls_cert: TestCert, oauth_server: OAuthServer, test_ca: TestCA) -> Iterator[Dovecot]:
+    server = Dovecot(cert=tls_cert, oauth2=DovecotOAuth2(oauth_server.introspection_url, test_ca.cert))
+    directory = Path(tempfile.mkdtemp(prefix="bot-test-dovecot-oauth-"))
+    try:
+        try:
+            server.start(directory)
+        except MailServerUnavailable as exc:
+            unavailable(str(exc))
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def oauth_mailbox(_oauth_dovecot: Dovecot, oauth: OAuthServer) -> Dovecot:
+    """A Dovecot that also signs in with OAuth 2.0 tokens (XOAUTH2, OAUTHBEARER) checked at `oauth`'s
+    introspection endpoint; emptied like `mailbox`. Password logins (the test helpers') still work."""
+    if not _oauth_dovecot.running:
+        _oauth_dovecot.restart()
+    _oauth_dovecot.reset()
+    return _oauth_dovecot
 
 
 # ---- SMTP sink ----------------------------------------------------------------------------------------

@@ -21,9 +21,11 @@ missing `Dovecot.start` raises `MailServerUnavailable` with a message saying wha
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import email
 import email.policy
+import json
 import logging
 import os
 import pwd
@@ -39,23 +41,27 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 from imapclient import IMAPClient
 
 __all__ = [
     "Captured",
     "Dovecot",
     "DovecotNotInstalled",
+    "DovecotOAuth2",
     "MailServerUnavailable",
     "SmtpSink",
+    "TestCA",
     "TestCert",
     "free_ports",
+    "make_test_ca",
     "make_test_cert",
     "wait_port",
 ]
@@ -150,10 +156,16 @@ class TestCert:
 
     cert: Path
     key: Path
+    ca: Path | None = None  # the CA that signed it (make_test_ca); None: self-signed, its own CA
+
+    @property
+    def ca_file(self) -> Path:
+        """What a client must trust for this certificate."""
+        return self.ca or self.cert
 
     def client_context(self) -> ssl.SSLContext:
-        """A client context that trusts only this certificate (hostname checked)."""
-        return ssl.create_default_context(cafile=str(self.cert))
+        """A client context that trusts only this certificate (or its CA), hostname checked."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def server_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -201,6 +213,55 @@ def make_test_cert(directory: Path) -> TestCert:
         raise MailServerUnavailable(f"openssl failed: {done.stderr.decode(errors='replace')}")
     key.chmod(0o600)
     return TestCert(cert, key)
+
+
+@dataclass(frozen=True)
+class TestCA:
+    """A certificate authority of the tests' own, which signs server certificates (`issue`)."""
+
+    __test__ = False
+
+    cert: Path
+    key: Path
+
+    def issue(self, directory: Path, name: str = "server") -> TestCert:
+        """A server certificate for localhost and 127.0.0.1 signed by this CA (written once)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+        if cert.is_file() and cert.stat().st_size and key.is_file():
+            return TestCert(cert, key, self.cert)
+        csr, ext = directory / f"{name}.csr", directory / f"{name}.ext"
+        ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+                       "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
+                 "/CN=localhost", "-keyout", str(key), "-out", str(csr))
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key),
+                 "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(cert))
+        csr.unlink()
+        key.chmod(0o600)
+        return TestCert(cert, key, self.cert)
+
+
+def make_test_ca(directory: Path) -> TestCA:
+    """Write ca.pem/ca.key (EC P-256, 10 years) into `directory` unless they already exist."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "ca.pem", directory / "ca.key"
+    if not (cert.is_file() and cert.stat().st_size and key.is_file()):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days",
+                 "3650", "-subj", "/CN=Privacy Bot Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", str(key), "-out", str(cert))
+        key.chmod(0o600)
+    cert.chmod(0o644)  # Dovecot's unprivileged auth process reads it
+    return TestCA(cert, key)
+
+
+def _openssl(*args: str) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise MailServerUnavailable(f"openssl not found: {INSTALL_HINT}")
+    done = subprocess.run([openssl, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise MailServerUnavailable(f"openssl {args[0]} failed: {done.stderr.decode(errors='replace')}")
 
 
 def _alive(pid: int) -> bool:
@@ -259,12 +320,12 @@ ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {auth_mechanisms}
 # mail is owned by the Debian 'mail' user; Dovecot refuses uid 0
 first_valid_uid = 1
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%n {dir}/users
+  args = scheme=PLAIN username_format=%n {dir}/users{passwd_mechanisms}
 }}
 userdb {{
   driver = passwd-file
@@ -320,6 +381,38 @@ service lmtp {{
 
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 
+_OAUTH2_PASSDB = """\
+# OAuth 2.0: XOAUTH2/OAUTHBEARER tokens checked at the token server's introspection endpoint
+auth_failure_delay = 0 secs
+login_trusted_networks = 127.0.0.0/8
+passdb {{
+  driver = oauth2
+  mechanisms = {mechanisms}
+  args = {conf}
+}}
+"""
+
+_OAUTH2_CONF = """\
+# written by tests/mailservers.py: validate each token by RFC 7662 introspection (POST token=...)
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+tls_ca_cert_file = {ca}
+timeout_msecs = 10000
+"""
+
+
+@dataclass(frozen=True)
+class DovecotOAuth2:
+    """Dovecot's `oauth2` passdb for `Dovecot(oauth2=...)`: tokens checked at `introspection_url` over HTTPS,
+    trusting `ca_file`; the response must say {"active": true, "username": <the login name>}."""
+
+    introspection_url: str
+    ca_file: Path
+    mechanisms: str = "xoauth2 oauthbearer"
+
 
 class Dovecot:
     """A Dovecot instance of our own in one directory, on free loopback ports; needs root.
@@ -332,8 +425,10 @@ class Dovecot:
 
     USERS: ClassVar[dict[str, str]] = {"bot": "botpass", "alice": "alicepass"}
 
-    def __init__(self, *, cert: TestCert | None = None, binary: Path = DOVECOT_BIN, host: str = HOST) -> None:
+    def __init__(self, *, cert: TestCert | None = None, binary: Path = DOVECOT_BIN, host: str = HOST,
+                 oauth2: DovecotOAuth2 | None = None) -> None:
         self.host = host
+        self.oauth2 = oauth2  # also sign-in with OAuth 2.0 tokens (XOAUTH2, OAUTHBEARER)
         self.binary = binary
         self._cert = cert
         self._dir: Path | None = None
@@ -529,8 +624,19 @@ class Dovecot:
         d, base_dir = self.dir, self._base_dir
         assert base_dir is not None
         conf = d / "dovecot.conf"
+        auth_mechanisms, oauth2_passdb, passwd_mechanisms = "plain login", "", ""
+        if self.oauth2 is not None:
+            ext = d / "dovecot-oauth2.conf.ext"
+            ext.write_text(_OAUTH2_CONF.format(url=self.oauth2.introspection_url, ca=self.oauth2.ca_file))
+            ext.chmod(0o644)
+            auth_mechanisms = f"plain login {self.oauth2.mechanisms}"
+            oauth2_passdb = _OAUTH2_PASSDB.format(mechanisms=self.oauth2.mechanisms, conf=ext)
+            passwd_mechanisms = "\n  mechanisms = plain login"
         conf.write_text(
             _DOVECOT_CONF.format(
+                auth_mechanisms=auth_mechanisms,
+                oauth2_passdb=oauth2_passdb,
+                passwd_mechanisms=passwd_mechanisms,
                 dir=d,
                 base_dir=base_dir,
                 instance=f"bot-test-{os.getpid()}",
@@ -769,6 +875,29 @@ class _SinkHandler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2 (Google's and Microsoft's SASL mechanism): accepted only when `sink.xoauth2`
+        says the bearer token is good for the user; a refusal comes as a 334 JSON challenge, then 535."""
+        check = self.sink.xoauth2
+        blob = args[1] if len(args) > 1 else ""
+        if not blob:
+            answer = await server.challenge_auth("")
+            blob = "" if answer is MISSING else base64.b64encode(bytes(answer)).decode()  # type: ignore[arg-type]
+        try:
+            fields = dict(p.split("=", 1) for p in base64.b64decode(blob).decode().split("\x01") if "=" in p)
+        except ValueError:
+            fields = {}
+        user, bearer = fields.get("user", ""), fields.get("auth", "")
+        token = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else ""
+        ok = check is not None and bool(token) and check(user, token)
+        with self.sink._lock:
+            self.sink.auth_attempts.append((user, ok))
+        if ok:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.test/"}))
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 Username and Password not accepted (token refused)")
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
@@ -813,7 +942,9 @@ class SmtpSink:
         maildir: Path | None = None,
         username: str | None = None,
         password: str | None = None,
+        xoauth2: Callable[[str, str], bool] | None = None,
     ) -> None:
+        """With `xoauth2` (user, token -> valid?), only AUTH XOAUTH2 is offered and it is required."""
         if tls != "none" and cert is None:
             raise ValueError(f"tls={tls!r} needs a cert")
         self.host = host
@@ -823,6 +954,8 @@ class SmtpSink:
         self.maildir = maildir
         self.username = username
         self.password = password
+        self.xoauth2 = xoauth2
+        self.auth_attempts: list[tuple[str, bool]] = []  # (user, accepted) of each AUTH XOAUTH2
         self._lock = threading.Condition()
         self._captured: list[Captured] = []
         self._failures: list[tuple[Literal["rcpt", "data"], str]] = []
@@ -900,14 +1033,20 @@ class SmtpSink:
         handler = _SinkHandler(self)
 
         def factory() -> SMTP:
+            with warnings.catch_warnings():  # "Requiring AUTH while not requiring TLS": a loopback test sink
+                warnings.simplefilter("ignore", UserWarning)
+                return _make()
+
+        def _make() -> SMTP:
             proto = SMTP(
                 handler,
                 hostname="sink.localhost",
                 tls_context=ctx if self.tls == "starttls" else None,
                 require_starttls=False,
                 authenticator=self._authenticate,
-                auth_required=False,
+                auth_required=self.xoauth2 is not None,
                 auth_require_tls=False,
+                auth_exclude_mechanism=["PLAIN", "LOGIN"] if self.xoauth2 is not None else ["XOAUTH2"],
                 data_size_limit=64 * 1024 * 1024,
                 enable_SMTPUTF8=True,
             )

@@ -43,6 +43,27 @@ class FaultyProxy:
                 _reset(sock)
         return len(links)
 
+    def say_and_cut(self, data: bytes) -> int:
+        """Send `data` to every client as if the server had said it (e.g. Microsoft's
+        `* BYE Session invalidated - AccessTokenExpired`), then cut the connections."""
+        with self._lock:
+            links, self._links = self._links, []
+        for client, upstream in links:
+            try:
+                client.sendall(data)
+            except OSError:
+                pass
+            for sock in (client, upstream):  # a clean close (FIN), so the client reads what was said
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        time.sleep(0.05)
+        for pair in links:
+            for sock in pair:
+                sock.close()
+        return len(links)
+
     def swallow(self) -> None:
         """Keep the open connections open but deliver nothing more on them, either way (a silent,
         half-open link); new connections work."""

@@ -273,7 +273,10 @@ def test_run_reconnects_after_the_imap_server_restarts(config: Path, mailbox, sm
                 time.sleep(0.05)
             mailbox.restart()
             mailbox.append([inquiry_bytes(0, INQUIRIES[0])])
-            sent = smtp_sink.wait_for(1, timeout=20)
+            try:
+                sent = smtp_sink.wait_for(1, timeout=20)
+            except TimeoutError:
+                raise AssertionError(log_path.read_text()[-3000:]) from None
             assert len(sent) == 1
             assert "reconnecting" in log_path.read_text()
             assert proc.poll() is None

@@ -19,8 +19,9 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from bot.adapters.oauth2 import TokenSource
 from bot.adapters.tls import tls_context
-from bot.core.errors import MailboxError
+from bot.core.errors import MailboxError, OAuth2Error
 from bot.settings import MailboxSettings
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,12 @@ class Selected:
 class Mailbox:
     """One logged-in connection with the configured folder selected."""
 
-    def __init__(self, settings: MailboxSettings) -> None:
+    def __init__(self, settings: MailboxSettings, *, tokens: TokenSource | None = None) -> None:
         self.settings = settings
         self.name = f"{settings.username}@{settings.host}:{settings.port}/{settings.folder}"
         self._client: IMAPClient | None = None
+        self.tokens = tokens  # needed with mailbox.auth = "oauth2"
+        self._signed_in_with: str | None = None  # the token this session signed in with (never logged)
 
     # -- connection ----------------------------------------------------------------------------
     def _build_client(self) -> IMAPClient:
@@ -70,10 +73,16 @@ class Mailbox:
         self.close()
         client = self._build_client()
         try:
-            client.login(self.settings.username, self.settings.password.get_secret_value())
+            if self.settings.auth == "oauth2":
+                self._oauth2_login(client)
+            else:
+                client.login(self.settings.username, self.settings.password.get_secret_value())
         except IMAPClient.Error as exc:
             client.shutdown()
             raise MailboxError(f"IMAP login as {self.settings.username} refused: {exc}") from None
+        except BaseException:
+            client.shutdown()
+            raise
         info = client.select_folder(self.settings.folder)
         self._client = client
         if self.settings.processed_folder and not client.folder_exists(self.settings.processed_folder):
@@ -83,6 +92,51 @@ class Mailbox:
             uidnext=int(info.get(b"UIDNEXT", 0)),
             can_idle=client.has_capability("IDLE"),
         )
+
+    def _oauth2_login(self, client: IMAPClient) -> None:
+        """SASL XOAUTH2 (or OAUTHBEARER when the server offers only that) with a token from [oauth2].
+
+        A refused token is dropped and a new one tried once; then the refusal is a MailboxError, so
+        the watcher backs off and says so in its log. No token ever appears in a message.
+        """
+        if self.tokens is None:
+            raise MailboxError('mailbox.auth = "oauth2" but no token source was given')
+        user = self.settings.username
+        if client.has_capability("AUTH=XOAUTH2") or not client.has_capability("AUTH=OAUTHBEARER"):
+            mechanism = "XOAUTH2"  # also when the server names neither: Microsoft does not always list it
+        else:
+            mechanism = "OAUTHBEARER"
+        for attempt in (1, 2):
+            try:
+                token = self.tokens.token()
+            except OAuth2Error as exc:
+                raise MailboxError(f"IMAP sign-in as {user}: {exc}") from None
+            try:
+                if mechanism == "XOAUTH2":
+                    client.oauth2_login(user, token)
+                else:
+                    client.oauthbearer_login(user, token)
+                self._signed_in_with = token
+                return
+            except IMAPClient.Error as exc:
+                self.tokens.invalidate(token)
+                reason = _server_words(exc)
+                if attempt == 1:
+                    log.warning("IMAP %s sign-in as %s refused (%s); renewing the token once", mechanism, user, reason)
+                    continue
+                raise MailboxError(f"IMAP {mechanism} sign-in as {user} refused with a renewed token: {reason}") from None
+
+    def after_trouble(self) -> None:
+        """After the connection broke: if the server's last words were a BYE about the token (Microsoft's
+        "Session invalidated - AccessTokenExpired", which may come in answer to any command), drop the
+        token so the reconnect signs in with a new one."""
+        store = getattr(getattr(self._client, "_imap", None), "untagged_responses", None)
+        if not isinstance(store, dict) or self.tokens is None:
+            return
+        words = b" ".join(w for w in store.get("BYE", []) if isinstance(w, bytes)).decode(errors="replace")
+        if _token_ended(words) and self._signed_in_with is not None:
+            log.warning("IMAP server ended the session: %s", words[:200])
+            self.tokens.invalidate(self._signed_in_with)  # only that token: another session may have a new one
 
     @property
     def client(self) -> IMAPClient:
@@ -219,8 +273,13 @@ class Mailbox:
                 wait = min(1.0, max(0.05, deadline - time.monotonic()))
                 started = time.monotonic()
                 responses = client.idle_check(timeout=wait)
-                if any(r and r[0] == b"BYE" for r in responses):
-                    raise ConnectionError("IMAP server said BYE during IDLE")
+                bye = next((r for r in responses if r and r[0] == b"BYE"), None)
+                if bye is not None:
+                    words = b" ".join(p for p in bye[1:] if isinstance(p, bytes)).decode(errors="replace")[:200]
+                    if self.tokens is not None and self._signed_in_with is not None and _token_ended(words):
+                        # e.g. Microsoft's "Session invalidated - AccessTokenExpired"
+                        self.tokens.invalidate(self._signed_in_with)
+                    raise ConnectionError(f"IMAP server said BYE during IDLE: {words}")
                 if not responses and time.monotonic() - started < wait / 2:
                     # imapclient swallows EOF: the socket was readable yet carried nothing
                     raise ConnectionError("IMAP connection closed during IDLE")
@@ -228,6 +287,17 @@ class Mailbox:
                     return
         finally:
             client.idle_done()
+
+
+def _token_ended(words: str) -> bool:
+    """Whether a BYE says the session's access token ran out or was revoked."""
+    lowered = words.lower()
+    return "token" in lowered or "expired" in lowered
+
+
+def _server_words(exc: BaseException) -> str:
+    """What the server answered, short (imaplib's error text; no token: that is never echoed)."""
+    return " ".join(str(exc).split())[:200]
 
 
 def _announces_mail(responses: list[Any]) -> bool:

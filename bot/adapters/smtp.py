@@ -12,6 +12,7 @@ knows may have gone out, which it must not send twice. The window in which the r
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
 import logging
 from collections.abc import Callable, Sequence
@@ -20,12 +21,12 @@ from dataclasses import dataclass
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
+from bot.adapters.oauth2 import TokenSource
 from bot.adapters.tls import tls_context
+from bot.core.errors import OAuth2Error
 from bot.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
-
-
 
 class SendOutcome(enum.Enum):
     SENT = "sent"  # the server said 250
@@ -64,17 +65,23 @@ def _allow(_key: int) -> bool:
     return True
 
 
+class SignInRefused(aiosmtplib.SMTPAuthenticationError):
+    """AUTH XOAUTH2 refused even with a renewed token."""
+
+
 class Mailer:
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, *, tokens: TokenSource | None = None) -> None:
         self.settings = settings
+        self.tokens = tokens  # needed with smtp.auth = "oauth2"
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
+        password_auth = s.auth == "password" and bool(s.username)
         return aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
-            username=s.username or None,
-            password=s.password.get_secret_value() or None,
+            username=s.username if password_auth else None,
+            password=(s.password.get_secret_value() or None) if password_auth else None,
             use_tls=s.security == "ssl",
             start_tls=s.security == "starttls",
             tls_context=tls_context(s.tls_verify, s.ca_file) if s.security != "none" else None,
@@ -108,9 +115,13 @@ class Mailer:
                 if smtp is None or not smtp.is_connected:
                     smtp = self._client()
                     try:
-                        await smtp.connect()
-                    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+                        await smtp.connect()  # EHLO, STARTTLS, and AUTH with a password
+                        if self.settings.auth == "oauth2":
+                            await self._xoauth2(smtp)
+                    except (TimeoutError, aiosmtplib.SMTPException, OSError, OAuth2Error) as exc:
+                        # a refused sign-in is a retry too: the mail waits for a working token
                         results.append(SendResult(env.key, SendOutcome.RETRY, _describe(exc)))
+                        smtp.close()
                         smtp = None
                         continue
                 result = await self._send(smtp, env, commit)
@@ -120,6 +131,30 @@ class Mailer:
                     smtp = None
         finally:
             await _drop(smtp)
+
+    async def _xoauth2(self, smtp: aiosmtplib.SMTP) -> None:
+        """AUTH XOAUTH2 after EHLO (and STARTTLS); a refused token is dropped and a new one tried once."""
+        if self.tokens is None:
+            raise aiosmtplib.SMTPException('smtp.auth = "oauth2" but no token source was given')
+        if smtp.last_ehlo_response is None:
+            await smtp.ehlo()
+        if "xoauth2" not in smtp.server_auth_methods:
+            raise aiosmtplib.SMTPException("the SMTP server does not offer AUTH XOAUTH2")
+        user = self.settings.username
+        for attempt in (1, 2):
+            token = await asyncio.to_thread(self.tokens.token)
+            blob = base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode())
+            reply = await smtp.execute_command(b"AUTH", b"XOAUTH2", blob)
+            if reply.code == 334:  # the error comes as a challenge first; an empty line gets the final reply
+                reply = await smtp.execute_command(b"")
+            if reply.code == 235:
+                return
+            self.tokens.invalidate(token)
+            if attempt == 1:
+                log.warning("SMTP AUTH XOAUTH2 as %s refused (%s %s); renewing the token once", user, reply.code,
+                            " ".join(reply.message.split())[:200])
+                continue
+            raise SignInRefused(reply.code, f"AUTH XOAUTH2 refused with a renewed token: {reply.message}")
 
     async def _send(self, smtp: aiosmtplib.SMTP, env: Envelope, commit: Callable[[int], bool]) -> SendResult:
         timeout = self.settings.timeout_seconds

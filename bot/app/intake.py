@@ -31,8 +31,9 @@ from bot.adapters.store.engine import transaction
 from bot.adapters.store.outbox import count_auto_replies_since
 from bot.adapters.store.tables import CaseRow, MessageRow
 from bot.app.mailing import CaseMail, Mailing
-from bot.core.classify import classify
+from bot.core.classify import classify, guesses_text
 from bot.core.classify.rules import Rules
+from bot.core.classify.scorer import Model
 from bot.core.decide import Decision, Known, decide
 from bot.core.lifecycle import CustomerWrote, Note, Opened, transition
 from bot.core.model import Action, Classification, EventKind, InboundEmail
@@ -56,11 +57,12 @@ class Outcome:
 
 
 class Intake:
-    def __init__(self, mailing: Mailing, engine: Engine, rules: Rules) -> None:
+    def __init__(self, mailing: Mailing, engine: Engine, rules: Rules, model: Model | None = None) -> None:
         self.settings = mailing.settings
         self.mailing = mailing
         self.engine = engine
         self.rules = rules
+        self.model = model  # None: the rule file alone sorts
         self.own = self.settings.own_addresses
 
     def take_in(self, mailbox: str, uidvalidity: int, fetched: Fetched, now: datetime) -> Outcome:
@@ -89,7 +91,7 @@ class Intake:
     def _record(self, session: Session, fetched: Fetched, now: datetime) -> tuple[Outcome, int | None]:
         mail = parse_message(fetched.raw, size=fetched.size, truncated=fetched.truncated)
         policy = self.settings.policy
-        sorted_ = classify(mail, self.rules, own_addresses=self.own, ref_prefix=policy.ref_prefix)
+        sorted_ = classify(mail, self.rules, own_addresses=self.own, ref_prefix=policy.ref_prefix, model=self.model)
         case = None
         known = Known()
         if not mail.parse_error:
@@ -134,7 +136,9 @@ class Intake:
                    decision: Decision, now: datetime) -> CaseRow:
         year = now.astimezone(self.settings.zone).year
         detail = f"kinds={kinds_text(decision.kinds)} language={sorted_.language} {decision.reason}"
-        state, notes = transition(None, Opened(decision.kinds, sorted_.flags, detail), self.settings.case_policy)
+        guesses = guesses_text(sorted_.scores) if sorted_.unsure else ""
+        opened = Opened(decision.kinds, sorted_.flags, detail, guesses)
+        state, notes = transition(None, opened, self.settings.case_policy)
         return create_case(session, ref=next_ref(session, self.settings.policy.ref_prefix, year), state=state,
                            notes=notes, requester=mail.reply_address, requester_name=mail.from_name,
                            language=sorted_.language, subject=mail.subject, now=now)

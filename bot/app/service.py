@@ -20,10 +20,13 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.adapters.imap import NETWORK_ERRORS, Mailbox, Selected
 from bot.adapters.locks import Presence
+from bot.adapters.oauth2 import TokenSource, token_source
 from bot.adapters.smtp import Mailer
 from bot.adapters.store import ledger
 from bot.adapters.store.engine import make_engine
+from bot.adapters.watcher import Watcher
 from bot.app.digest_job import daily_digest_due, queue_digest
+from bot.app.health import Vitals
 from bot.app.intake import Intake, Outcome
 from bot.app.mailing import Mailing
 from bot.app.notify import Notifier
@@ -33,7 +36,7 @@ from bot.compose.templates import Renderer, check_all
 from bot.core.classify.rules import Rules
 from bot.core.errors import ConfigError, MailboxError
 from bot.core.model import Action
-from bot.settings import Settings, load_rules
+from bot.settings import Settings, load_rules, sorter_model
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +64,17 @@ class Bot:
             raise ConfigError("templates do not render (run `templates check`): " + "; ".join(problems[:3]))
         self.mailing = Mailing(settings, self.renderer)
         self.notifier = Notifier(settings)
-        self.intake = Intake(self.mailing, self.engine, self.rules)
+        self.intake = Intake(self.mailing, self.engine, self.rules, sorter_model(settings))
         self.after_record = after_record
-        self.mailer = Mailer(settings.smtp)
+        self.tokens: TokenSource | None = None  # one cached OAuth 2.0 token for IMAP and SMTP
+        if "oauth2" in (settings.mailbox.auth, settings.smtp.auth):
+            self.tokens = token_source(settings.oauth2, user=settings.mailbox.username)
+        self.vitals = Vitals()  # what /healthz and /metrics show (bot.app.health)
+        self.mailer = Mailer(settings.smtp, tokens=self.tokens)
         self.presence = Presence(self.engine)
         self.stop_event = threading.Event()
         self._send_lock = threading.Lock()  # the scheduler thread and the watcher both send
+        self._wake = threading.Event()  # set by the IDLE watcher: mail may have arrived
 
     def close(self) -> None:
         self.presence.close()
@@ -76,6 +84,8 @@ class Bot:
         """Take in every mail not yet taken in, flag it on the server, send what is due."""
         self._flag_leftovers(mailbox, selected.uidvalidity)
         uids = self._pending_uids(mailbox, selected)
+        self.vitals.found_waiting(len(uids))
+        self.vitals.reached(self.clock())
         outcomes: list[Outcome] = []
         batch = self.settings.mailbox.fetch_batch
         for start in range(0, len(uids), batch):
@@ -84,11 +94,13 @@ class Bot:
             for fetched in mailbox.fetch(chunk):
                 outcome = self.intake.take_in(mailbox.name, selected.uidvalidity, fetched, self.clock())
                 if not outcome.already:
+                    self.vitals.took_in(str(outcome.action))
                     log.info("uid=%s ref=%s kinds=%s action=%s%s", outcome.uid, outcome.ref or "-",
                              ",".join(outcome.kinds) or "-", outcome.action, " reply=queued" if outcome.replied else "")
                     if self.after_record is not None:
                         self.after_record(outcome)
                 done.append(outcome)
+            self.vitals.reached(self.clock())
             self.send_due()
             self._flag(mailbox, selected.uidvalidity, [(o.uid, o.action or "") for o in done])
             outcomes.extend(o for o in done if not o.already)
@@ -98,6 +110,7 @@ class Bot:
     def send_due(self) -> FlushReport:
         with self._send_lock:
             report = flush(self.engine, self.mailer, self.presence, self.clock())
+        self.vitals.flushed(report)
         if report.sent or report.retrying or report.failed or report.uncertain:
             log.info("outbox sent=%s retrying=%s failed=%s uncertain=%s", report.sent, report.retrying,
                      report.failed, report.uncertain)
@@ -121,8 +134,11 @@ class Bot:
         except DBAPIError as exc:
             log.warning("daily digest skipped: database trouble (%s)", exc)
 
+    def mailbox(self) -> Mailbox:
+        return Mailbox(self.settings.mailbox, tokens=self.tokens)
+
     def run_once(self) -> list[Outcome]:
-        mailbox = Mailbox(self.settings.mailbox)
+        mailbox = self.mailbox()
         try:
             selected = mailbox.connect()
             return self.poll_once(mailbox, selected)
@@ -159,30 +175,41 @@ class Bot:
                               misfire_grace_time=3600)
             self.daily_digest()  # a digest missed while the bot was down goes out once, now
         scheduler.start()
+        self.vitals.lead(True)
         try:
             self._watch()
         finally:
+            self.vitals.lead(False)
             scheduler.shutdown(wait=True)
 
     def _watch(self) -> None:
+        """Passes on one connection, woken by a second one that stays in IDLE (adapters.watcher)."""
         delay = 1.0
         while not self.stop_event.is_set() and self.presence.try_lead():
-            mailbox = Mailbox(self.settings.mailbox)
+            mailbox = self.mailbox()
+            self._wake.clear()
+            watcher = Watcher(self.settings.mailbox, self._wake, tokens=self.tokens,
+                              keep_going=lambda: not self.stop_event.is_set() and self.presence.leading)
             try:
                 selected = mailbox.connect()
+                self.vitals.reached(self.clock(), can_idle=selected.can_idle)
                 log.info("watching %s (UIDVALIDITY %s, %s)", mailbox.name, selected.uidvalidity,
                          "IDLE" if selected.can_idle else f"polling every {self.settings.mailbox.poll_seconds}s")
+                watcher.start()
                 delay = 1.0
                 while not self.stop_event.is_set() and self.presence.try_lead():
+                    self._wake.clear()  # what is announced from now on wakes the next pass
                     busy = self._catch_up(mailbox, selected)
                     if busy and mailbox.mail_soon(self.settings.mailbox.burst_seconds):
-                        continue  # mail keeps coming: look again at once rather than IDLE
-                    mailbox.wait_for_mail(self.settings.mailbox.idle_renew_seconds, self.stop_event.is_set)
+                        continue  # mail keeps coming: look again at once
+                    self._wake.wait(self.settings.mailbox.idle_renew_seconds)
             except RECONNECT_ON as exc:
+                mailbox.after_trouble()
                 log.warning("connection trouble (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
             finally:
+                watcher.stop()
                 mailbox.close()
 
     def _catch_up(self, mailbox: Mailbox, selected: Selected) -> bool:
@@ -200,6 +227,7 @@ class Bot:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self._wake.set()
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _pending_uids(self, mailbox: Mailbox, selected: Selected) -> list[int]:

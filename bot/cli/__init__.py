@@ -38,7 +38,9 @@ class Hooks:
 
 # command -> module of bot.cli that parses and runs it; parsers are declared in bot.cli.commands
 COMMANDS = {"run": "run", "cases": "cases", "templates": "templates", "digest": "digest", "config": "config",
-            "demo": "demo", "users": "users", "web": "web"}
+            "demo": "demo", "users": "users", "web": "web", "rules": "rules", "sorter": "sorter"}
+# Commands that work without a config file (the shipped rules and model), and read one when it exists.
+CONFIG_OPTIONAL = frozenset({"rules", "sorter"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +65,10 @@ def main(argv: Sequence[str] | None = None, *, hooks: Hooks = Hooks()) -> int:
             return int(module.handle(args, None, hooks))
         from bot.settings import config_path, load_settings
 
-        settings = load_settings(config_path(args.config))
+        path = config_path(args.config)
+        if args.command in CONFIG_OPTIONAL and not args.config and not path.is_file():
+            return int(module.handle(args, None, hooks))
+        settings = load_settings(path)
         logging.getLogger().setLevel(settings.log.level)
         return int(module.handle(args, settings, hooks))
     except (ConfigError, UsageError) as exc:
@@ -79,7 +84,8 @@ def main(argv: Sequence[str] | None = None, *, hooks: Hooks = Hooks()) -> int:
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib"):
+    # (msal, google.auth and urllib3 would log token requests at DEBUG; tokens never go to the log)
+    for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib", "msal", "google", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

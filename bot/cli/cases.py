@@ -54,7 +54,7 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
     from bot.core import lifecycle
     from bot.core.model import CaseOutcome, Kind
     from bot.staff import actions
-    from bot.staff.actions import apply, os_user
+    from bot.staff.actions import apply, os_user, set_kinds
 
     actor = args.actor or os_user()
     if args.action == "export":
@@ -72,8 +72,12 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
             kinds = tuple(Kind(k.strip()) for k in args.kinds.split(",") if k.strip())
         except ValueError:
             raise UsageError(f"--kinds: use {', '.join(k.value for k in Kind)}") from None
-        event = lifecycle.KindsSet(kinds)
-    elif args.action == "docs-received":  # the command line may date ahead (scripted replays); the console not
+        case, line = set_kinds(engine, args.ref, kinds, now=now, policy=settings.case_policy,
+                               actor=args.actor or os_user(),
+                               keep_text=settings.database.keep_bodies and settings.sorter.keep_correction_text)
+        print(f"{case.ref}: {line}")
+        return 0
+    if args.action == "docs-received":  # the command line may date ahead (scripted replays); the console not
         case, line = actions.documents_received(engine, args.ref, when(args.on), now=now, policy=settings.case_policy,
                                                 actor=actor, allow_future=True)
         print(f"{case.ref}: {line}")

@@ -32,7 +32,16 @@ def handle(args: argparse.Namespace, settings: Settings, hooks: Hooks) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        bot.run()
+        server = None
+        if settings.health.listen:
+            from bot.app.health import HealthServer
+
+            server = HealthServer(bot, settings.health.listen)
+        try:
+            bot.run()
+        finally:
+            if server is not None:
+                server.close()
         return 0
     finally:
         bot.close()

@@ -50,12 +50,25 @@ def decide(mail: InboundEmail, sorted_: Classification, known: Known, *, reply_c
     if sorted_.suppress is not None:
         return Decision(Action.IGNORED, f"{sorted_.suppress.value}: {sorted_.suppress_evidence}")
 
-    kinds = sorted_.kinds or (Kind.GENERAL,)
+    if sorted_.unsure:  # fail safe: a request form only when the sorter is sure; staff sort the rest
+        kinds: tuple[Kind, ...] = (Kind.GENERAL,)
+        guesses = ", ".join(f"{k.value} {p:.2f}" for k, p in sorted_.scores if k in sorted_.unsure or k in sorted_.kinds)
+        unsure_reason = f"sorter unsure ({guesses}): handed to staff"
+    else:
+        kinds, unsure_reason = sorted_.kinds or (Kind.GENERAL,), ""
     status = status_for(kinds)
     if known.replies_to_sender_24h >= reply_cap:
         reason = f"reply cap reached ({known.replies_to_sender_24h} automatic replies in 24 h)"
         return Decision(Action.NEW_CASE, reason, kinds=kinds, status=status)
-    reason = "sorted by " + ", ".join(sorted_.rules) if sorted_.rules else "no rule matched: handed to staff"
+    if unsure_reason:
+        reason = unsure_reason
+    elif sorted_.scores and sorted_.kinds:
+        reason = "sorted by the model (" + ", ".join(f"{k.value} {p:.2f}" for k, p in sorted_.scores if k in sorted_.kinds)
+        reason += ")" + (" and rules " + ", ".join(sorted_.rules) if sorted_.rules else "")
+    elif sorted_.rules:
+        reason = "sorted by " + ", ".join(sorted_.rules)
+    else:
+        reason = "no rule matched: handed to staff"
     template = template_for(status)
     return Decision(Action.NEW_CASE, reason, kinds=kinds, status=status, template=template,
                     attach_form=template == "ack_rights")

@@ -31,3 +31,20 @@ class SendError(BotError):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class OAuth2Error(BotError):
+    """No access token could be had from the OAuth 2.0 token endpoint.
+
+    `code` is the OAuth error (`invalid_grant`, `invalid_client`...) or one of ours (`unreachable`,
+    `bad_response`); `provider_code` the provider's own (e.g. Microsoft's `AADSTS700082`). The
+    message never holds a token or a secret.
+    """
+
+    def __init__(self, provider: str, code: str, detail: str = "", *, provider_code: str = "") -> None:
+        self.provider = provider
+        self.code = code
+        self.provider_code = provider_code
+        self.detail = detail
+        extra = f" ({provider_code})" if provider_code and provider_code != code else ""
+        super().__init__(f"oauth2: no access token from {provider}: {code}{extra}" + (f": {detail}" if detail else ""))

@@ -75,6 +75,7 @@ class Opened:
     kinds: tuple[Kind, ...]
     flags: tuple[Flag, ...] = ()
     detail: str = ""
+    guesses: str = ""  # the sorter was unsure: its best guesses ("deletion 0.62, disclosure 0.41")
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,8 @@ def _transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) -
         kinds = kinds_in_order(event.kinds) or (Kind.GENERAL,)
         opened = CaseState(status=status_for(kinds), kinds=kinds, flags=tuple(dict.fromkeys(event.flags)))
         notes = (Note(EventKind.OPENED, event.detail), *(Note(EventKind.FLAGGED, f.value) for f in opened.flags))
+        if event.guesses:
+            notes = (*notes, Note(EventKind.SORTER_GUESSES, event.guesses))
         return opened, notes
     if state is None:
         raise TransitionError("no such case")

@@ -87,6 +87,7 @@ class EventKind(enum.StrEnum):
     CLOSED = "closed"
     ABANDONED = "abandoned"
     KINDS_SET = "kinds_set"
+    SORTER_GUESSES = "sorter_guesses"  # the sorter was unsure: its best guesses for staff
     SENT = "sent"
     SEND_FAILED = "send_failed"
     SEND_UNCERTAIN = "send_uncertain"
@@ -254,6 +255,9 @@ class Classification:
     suppress_evidence: str = ""  # which header/heuristic decided it
     ref: str = ""  # case reference found in the subject, e.g. "PRV-2026-00042"
     flags: tuple[Flag, ...] = ()  # warnings for staff
+    # Kinds the sorter's model could neither confirm nor rule out: the mail goes to staff, no form.
+    unsure: tuple[Kind, ...] = ()
+    scores: tuple[tuple[Kind, float], ...] = ()  # the model's probability per kind, highest first
 
 
 @dataclass(frozen=True)

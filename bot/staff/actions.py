@@ -26,11 +26,12 @@ from bot.core.lifecycle import (
     CasePolicy,
     DocsReceived,
     DocumentsInsufficient,
+    KindsSet,
     Responded,
     StaffReplied,
     transition,
 )
-from bot.core.model import Action, CaseRecord, EventKind
+from bot.core.model import Action, CaseRecord, EventKind, Kind
 
 STAFF_REPLY = "staff_reply"  # the template of a reply from the case: the staff's text is its data
 
@@ -51,6 +52,22 @@ def apply(engine: Engine, ref: str, event: CaseEvent, *, now: datetime, policy: 
         case = case_by_ref(session, ref)
         new, notes = transition(state_of(case), event, policy)
         save_state(session, case, new, notes, now, actor)
+        return record_of(case), "; ".join(n.detail for n in notes)
+
+
+def set_kinds(engine: Engine, ref: str, kinds: tuple[Kind, ...], *, now: datetime, policy: CasePolicy,
+              actor: str, keep_text: bool) -> tuple[CaseRecord, str]:
+    """Staff sort a case: the lifecycle's KindsSet, plus the correction kept as a labelled example for
+    the sorter (`sorter train --with-corrections`), with the inquiry's own words only if `keep_text`."""
+    from bot.adapters.store.corrections import record_correction
+
+    with transaction(engine) as session:
+        case = case_by_ref(session, ref)
+        before = state_of(case)
+        new, notes = transition(before, KindsSet(kinds), policy)
+        save_state(session, case, new, notes, now, actor)
+        record_correction(session, case, before=before.kinds, after=new.kinds, actor=actor, now=now,
+                          keep_text=keep_text)
         return record_of(case), "; ".join(n.detail for n in notes)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.adapters.store.tables import EventRow, MessageRow
-from bot.core.model import CaseRecord
+from bot.core.model import CaseRecord, EventKind
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -62,4 +62,18 @@ def case_detail_json(case: CaseRecord, messages: list[MessageRow], events: list[
     data["events"] = [
         {"at": _iso(e.at, zone), "actor": e.actor, "kind": e.kind, "detail": e.detail} for e in events
     ]
+    guesses = [e.detail for e in events if e.kind == EventKind.SORTER_GUESSES.value]
+    data["sorter_guesses"] = parse_guesses(guesses[-1]) if guesses else []
     return data
+
+
+def parse_guesses(detail: str) -> list[dict[str, Any]]:
+    """"deletion 0.62, disclosure 0.41" -> [{"kind": "deletion", "confidence": 0.62}, ...]."""
+    out: list[dict[str, Any]] = []
+    for item in detail.split(","):
+        kind, _, value = item.strip().rpartition(" ")
+        try:
+            out.append({"kind": kind, "confidence": float(value)})
+        except ValueError:
+            continue
+    return out

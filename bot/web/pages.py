@@ -205,6 +205,15 @@ def case_action(ctx: Ctx) -> Response:
                 _, done = actions.documents_insufficient(ctx.engine, mailing, ref, ctx.field("missing"), now=now,
                                                          actor=actor)
             ctx.console.sender.poke()
+        elif action == "kinds":  # also kept as a correction for the sorter, as on the command line
+            assert ctx.form is not None
+            try:
+                kinds = tuple(Kind(v) for v in ctx.form.getlist("kind") if isinstance(v, str))
+            except ValueError:
+                raise UsageError("unknown kind") from None
+            s = ctx.settings
+            _, done = actions.set_kinds(ctx.engine, ref, kinds, now=now, policy=policy, actor=actor,
+                                        keep_text=s.database.keep_bodies and s.sorter.keep_correction_text)
         else:
             event = _event(ctx, action)
             if event is None:
@@ -225,13 +234,6 @@ def _event(ctx: Ctx, action: str) -> lifecycle.CaseEvent | None:
         return lifecycle.Extend(int(days), ctx.field("reason"))
     if action == "close":
         return lifecycle.Close(ctx.now, ctx.field("reason").strip()[:1000])
-    if action == "kinds":
-        assert ctx.form is not None
-        chosen = [v for v in ctx.form.getlist("kind") if isinstance(v, str)]
-        try:
-            return lifecycle.KindsSet(tuple(Kind(k) for k in chosen))
-        except ValueError:
-            raise UsageError("unknown kind") from None
     if action == "identity":
         return lifecycle.IdentityVerified(ctx.field("document"))
     if action == "outcome":

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, and_, exists, func, or_
 from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
-from bot.adapters.store.tables import CaseRow, EventRow, MessageRow, OutboxRow
-from bot.core.digest import DigestFacts
+from bot.adapters.store.tables import CaseRow, CorrectionRow, EventRow, MessageRow, OutboxRow
+from bot.core.digest import CORRECTION_DAYS, DigestFacts
 from bot.core.errors import UsageError
 from bot.core.followups import DUE_SOON, CaseView, FollowupPolicy
 from bot.core.lifecycle import CaseState, Note
@@ -245,7 +245,19 @@ def digest_facts(engine: Engine, *, as_of: datetime, since: datetime, ack_target
             columns(m.mailbox_uid, m.recorded_at, m.reason).where(
                 m.action == Action.QUARANTINED.value, m.recorded_at >= since, m.recorded_at < as_of,
             ).order_by(m.id)).all()]
-    return DigestFacts(sections, quarantined, by_kinds)
+        corrections = correction_counts(conn, as_of)
+    return DigestFacts(sections, quarantined, by_kinds, corrections)
+
+
+def correction_counts(conn: Any, as_of: datetime) -> tuple[int, int]:
+    """(cases whose kinds staff corrected, cases opened) among those opened in the CORRECTION_DAYS before `as_of`."""
+    c = _C
+    k = CorrectionRow.__table__.c  # type: ignore[attr-defined]
+    recent = and_(c.opened_at >= as_of - timedelta(days=CORRECTION_DAYS), c.opened_at < as_of)
+    opened = conn.execute(columns(func.count()).select_from(_CASES_TABLE).where(recent)).scalar_one()
+    corrected = conn.execute(columns(func.count()).select_from(_CASES_TABLE).where(
+        recent, exists().where(k.case_id == c.id, k.kinds_before != k.kinds_after))).scalar_one()
+    return int(corrected), int(opened)
 
 
 def followup_candidates(engine: Engine, policy: FollowupPolicy, now: datetime, local_day: str) -> list[CaseView]:

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from bot.adapters.store.engine import transaction
-from bot.adapters.store.tables import CaseRow, EventRow, MessageRow, OutboxRow
+from bot.adapters.store.tables import CaseRow, CorrectionRow, EventRow, MessageRow, OutboxRow
 from bot.core.model import EventKind, Status
 
 ERASED = "(erased)"
@@ -35,6 +35,9 @@ def purge(engine: Engine, *, now: datetime, retention_days: int, dry_run: bool) 
             for o in session.exec(select(OutboxRow).where(OutboxRow.case_id == case.id)).all():
                 o.to_addr, o.raw = ERASED, b""
                 session.add(o)
+            for c in session.exec(select(CorrectionRow).where(CorrectionRow.case_id == case.id)).all():
+                c.text, c.actor = None, ""  # the inquiry's words; the kinds stay for the correction rate
+                session.add(c)
             assert case.id is not None
             session.add(EventRow(case_id=case.id, at=now, kind=EventKind.PURGED.value,
                                  detail=f"personal data erased after {retention_days} days of retention"))

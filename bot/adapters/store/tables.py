@@ -178,3 +178,19 @@ class AccountRow(SQLModel, table=True):
     created_at: datetime = _when()
     updated_at: datetime = _when()
     last_login_at: datetime | None = _when(default=None)
+class CorrectionRow(SQLModel, table=True):
+    """Staff set the kinds of a case (`cases set-kinds`): a labelled example for the sorter.
+
+    `text` is the inquiry's own words as the sorter read them (normalised; quoted text, signatures
+    and legal notices removed), kept only when database.keep_bodies and sorter.keep_correction_text
+    are on; it is personal data and the retention purge erases it with the case."""
+
+    __tablename__ = "sorter_corrections"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    at: datetime = _when(index=True)
+    actor: str = ""
+    kinds_before: str = ""  # comma-separated Kind values, as the bot sorted the case
+    kinds_after: str = ""  # as staff set them
+    guesses: str = ""  # the sorter's guesses when it was unsure
+    text: str | None = Field(default=None, sa_type=Text)

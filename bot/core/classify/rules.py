@@ -56,6 +56,7 @@ class BounceRules:
     weak_sender_local_parts: tuple[re.Pattern[str], ...]  # count only with corroborating text
     corroborating_text: tuple[re.Pattern[str], ...]
     subjects: tuple[re.Pattern[str], ...]
+    returned_parts: frozenset[str] = frozenset()  # a returned message's type: counts with corroborating text
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,7 @@ class _Loader:
     def load_bounce(self, t: Mapping[str, Any]) -> BounceRules:
         w = "[bounce]"
         self.known(t, w, {"headers", "late_headers", "content_types", "sender_local_parts", "sender_names",
-                          "weak_sender_local_parts", "corroborating_text", "subjects"})
+                          "weak_sender_local_parts", "corroborating_text", "subjects", "returned_parts"})
         return BounceRules(
             headers=self.header_rules(t, "headers", w),
             late_headers=self.header_rules(t, "late_headers", w),
@@ -266,6 +267,7 @@ class _Loader:
             weak_sender_local_parts=self.patterns(t, "weak_sender_local_parts", w),
             corroborating_text=self.patterns(t, "corroborating_text", w),
             subjects=self.patterns(t, "subjects", w),
+            returned_parts=self.content_types(t, "returned_parts", w) if "returned_parts" in t else frozenset(),
         )
 
     def load_auto_reply(self, t: Mapping[str, Any]) -> AutoReplyRules:

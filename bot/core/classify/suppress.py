@@ -106,12 +106,20 @@ def _bounce(mail: InboundEmail, rules: Rules, headers: Mapping[str, list[str]], 
     pattern = _first_match(bounce.subjects, subject)
     if pattern:
         return f"bounce.subject /{pattern.pattern}/: {_short(mail.subject)!r}"
+    body = ""
     for addr in senders:
         if addr and _first_match(bounce.weak_sender_local_parts, _local_part(addr)):
-            body = match_text(mail.text[:MAX_TEXT_CHARS])
+            body = body or match_text(mail.text[:MAX_TEXT_CHARS])
             phrase = _first_match(bounce.corroborating_text, body)
             if phrase:
                 return f"bounce.weak_sender: From {addr} and text /{phrase.pattern}/"
+    returned = next((p.content_type.lower() for p in mail.attachments
+                     if p.content_type.lower() in bounce.returned_parts), "")
+    if returned:
+        body = body or match_text(mail.text[:MAX_TEXT_CHARS])
+        phrase = _first_match(bounce.corroborating_text, body)
+        if phrase:
+            return f"bounce.returned_part: a {returned} part and text /{phrase.pattern}/"
     return ""
 
 

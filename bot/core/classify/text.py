@@ -66,14 +66,16 @@ _SIG_MAX_LINES = 12
 
 def strip_quoted(text: str) -> str:
     """The writer's own words: quoted lines, reply/forward headers and what follows them,
-    and signatures removed.
+    signatures and trailing legal notices removed.
 
     Removed: lines starting with '>' or '＞'; from an "On ... wrote:" (also over two lines),
     "...さんは書きました:", "2026年1月5日 ... <a@b>:", "-----Original Message-----",
     "-----元のメッセージ-----", a forwarded-message marker, an Outlook "From: ... Sent: ..."
     block (also 差出人/送信日時), a "-- " signature line or "Sent from my ..." to the end; and
     a trailing block after a separator line (━━━━━, -----, ＝＝＝＝＝ ...) that looks like
-    contact details (phone, address, mail, company) rather than sentences.
+    contact details (phone, address, mail, company) rather than sentences; and trailing paragraphs
+    that are legal notices ("if you received this in error, please delete it", "誤って受信された場合は
+    ...削除してください").
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     cut = len(lines)
@@ -82,7 +84,7 @@ def strip_quoted(text: str) -> str:
             cut = i
             break
     kept = [line for line in lines[:cut] if not _QUOTE_LINE.match(line)]
-    kept = _drop_signature_block(kept)
+    kept = _drop_signature_block(_drop_legal_notices(kept))
     while kept and not kept[-1].strip():
         kept.pop()
     return "\n".join(kept)
@@ -115,6 +117,48 @@ def _drop_signature_block(lines: list[str]) -> list[str]:
             return lines[:i]
         return lines
     return lines
+
+
+# A legal notice under a mail (disclaimers, "if you received this in error, please delete it").
+_LEGAL = re.compile(
+    r"""intended\ (?:solely\ |only\ |exclusively\ )?for\ the\ (?:use\ of\ the\ )?(?:addressee|intended|named|person|recipient)
+      | intended\ (?:solely\ |only\ |exclusively\ )?for\ the\ addressee
+      | not\ the\ intended\ recipient | (?:received|got)\ this\ (?:e-?mail|message|mail|communication|transmission)?\ ?(?:in\ error|by\ mistake)
+      | confidentiality\ notice | ^\W*disclaimer\b | privileged\ (?:and|or|and/or)\ confidential
+      | unauthori[sz]ed\ (?:review|use|disclosure|distribution|copying|dissemination)
+      | 誤って(?:受信|届|送信|配信) | 誤送信 | 心当たりの(?:ない|無い)方 | 宛先の方(?:のみ|以外) | 意図した宛先
+      | 機密情報が含まれ | 無断(?:で)?(?:転載|転送|複製|使用|開示) | 本メールは.{0,30}(?:のみを対象|宛先)
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_NOTICE_LINES = 8  # a legal notice is a short paragraph
+
+
+def _drop_legal_notices(lines: list[str]) -> list[str]:
+    """Cuts trailing paragraphs (blocks between blank or separator lines) that are legal notices."""
+    end = len(lines)
+    while True:
+        while end and (not lines[end - 1].strip() or _SEPARATOR.match(lines[end - 1])):
+            end -= 1
+        start = end
+        while start and lines[start - 1].strip() and not _SEPARATOR.match(lines[start - 1]):
+            start -= 1
+        block = lines[start:end]
+        if not block or len(block) > _NOTICE_LINES or start == 0:
+            break
+        if not _LEGAL.search(" ".join(line.strip() for line in block)):
+            break
+        end = start
+    return lines[:end] if end < len(lines) and any(line.strip() for line in lines[:end]) else lines
+
+
+_REPLY_SUBJECT = re.compile(r"^\s*(?:(?:re|fwd?|aw|wg|tr|sv|vs|antw|転送|返信)\s*(?:\[\d+\])?\s*[:：]\s*)+",
+                            re.IGNORECASE)
+
+
+def is_reply_subject(subject: str) -> bool:
+    """"Re: ...", "FW: ...", "転送: ...": the subject of an earlier mail, not the writer's own words."""
+    return _REPLY_SUBJECT.match(unicodedata.normalize("NFKC", subject)) is not None
 
 
 # --- language and reference --------------------------------------------------------------

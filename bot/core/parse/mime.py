@@ -113,7 +113,8 @@ class Walk:
             disposition = part.get_content_disposition()
         except BAD_INPUT:
             disposition = None
-        if disposition == "attachment" or filename or maintype != "text":
+        if disposition == "attachment" or filename or maintype != "text" or ctype == "text/rfc822-headers":
+            # text/rfc822-headers: a returned mail's headers (bounces), not what the customer wrote
             self._attach(part, ctype, index, filename)
         elif ctype == "text/plain":
             self.plain.append(self._text(part, index))
