@@ -42,9 +42,9 @@ DOCS = CaseState(status=Status.IN_PROGRESS, kinds=(Kind.DISCLOSURE,), documents_
 
 @pytest.mark.parametrize(("before", "event", "check"), [
     (DOCS, IdentityVerified("Passport"), lambda s: (s.identity, s.identity_document) == (Identity.VERIFIED, "Passport")),
-    (DOCS, DocumentsInsufficient("cut off"),
-     lambda s: (s.status, s.identity, s.documents_received_at, s.due_at)
-     == (Status.AWAITING_DOCUMENTS, Identity.INSUFFICIENT, None, None)),
+    (DOCS, DocumentsInsufficient("cut off", AT),
+     lambda s: (s.status, s.identity, s.documents_received_at, s.due_at, s.documents_requested_at)
+     == (Status.AWAITING_DOCUMENTS, Identity.INSUFFICIENT, None, None, AT)),
     (DOCS, OutcomeRecorded(CaseOutcome.REFUSED, "no records", AT),
      lambda s: (s.outcome, s.outcome_reason, s.outcome_at) == (CaseOutcome.REFUSED, "no records", AT)),
     (DOCS, OutcomeRecorded(CaseOutcome.NO_DATA, "", AT), lambda s: s.outcome is CaseOutcome.NO_DATA),
@@ -59,8 +59,8 @@ def test_identity_and_outcome(before: CaseState, event, check) -> None:
 @pytest.mark.parametrize(("before", "event", "words"), [
     (DOCS, IdentityVerified("  "), "which document"),
     (state(Status.AWAITING_DOCUMENTS), IdentityVerified("Passport"), "before checking"),
-    (replace(DOCS, identity=Identity.VERIFIED), DocumentsInsufficient("x"), "already verified"),
-    (DOCS, DocumentsInsufficient(" "), "what is missing"),
+    (replace(DOCS, identity=Identity.VERIFIED), DocumentsInsufficient("x", AT), "already verified"),
+    (DOCS, DocumentsInsufficient(" ", AT), "what is missing"),
     (DOCS, OutcomeRecorded(CaseOutcome.REFUSED, " ", AT), "needs the reason"),
     (DOCS, OutcomeRecorded(CaseOutcome.PARTLY_DONE, "", AT), "needs the reason"),
     (state(Status.CLOSED), OutcomeRecorded(CaseOutcome.DONE, "", AT), "closed"),
@@ -119,3 +119,38 @@ def test_sign_in_throttle() -> None:
     assert after.allowed and after.throttle == Throttle()
     fresh = attempt(locked.throttle, password_ok=False, now=now + timedelta(minutes=LOCK_MINUTES, seconds=1))
     assert fresh.throttle.failures == 1 and fresh.wait is None  # counting starts again
+
+
+def test_documents_asked_again_restart_the_abandonment_clock(tmp_path) -> None:
+    """Found insufficient on day 50, the case is not abandoned on day 60 but 60 days after the new request."""
+    from datetime import UTC
+
+    from sqlmodel import Session, select
+
+    from bot.adapters.store.tables import CaseRow
+    from bot.app.mailing import Mailing
+    from bot.app.notify import Notifier
+    from bot.app.sweep import sweep_once
+    from bot.compose.templates import Renderer
+    from bot.staff import actions
+    from tests.botrun import ROOT
+    from tests.console import make_desk
+
+    desk = make_desk(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}")
+    t0 = datetime(2026, 10, 1, 1, 0, tzinfo=UTC)
+    ref = desk.inquiry(when=t0)
+    settings, engine = desk.settings, desk.engine
+    mailing = Mailing(settings, Renderer(ROOT / "templates"))
+    day50 = t0 + timedelta(days=50)
+    actions.documents_received(engine, ref, day50, now=day50, policy=settings.case_policy, actor="alice")
+    actions.documents_insufficient(engine, mailing, ref, "Please send a copy of both sides.", now=day50, actor="alice")
+
+    def status_after(days: int) -> str:
+        sweep_once(engine, mailing, Notifier(settings), t0 + timedelta(days=days))
+        with Session(engine) as s:
+            return s.exec(select(CaseRow.status).where(CaseRow.ref == ref)).one()
+
+    assert status_after(61) == "awaiting_documents"
+    assert status_after(109) == "awaiting_documents"
+    assert status_after(111) == "closed"
+    engine.dispose()

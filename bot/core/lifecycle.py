@@ -46,6 +46,7 @@ class CaseState:
     outcome_reason: str = ""
     outcome_at: datetime | None = None
     customer_waiting_since: datetime | None = None
+    documents_requested_at: datetime | None = None  # the documents were asked for again (found insufficient)
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,10 @@ class IdentityVerified:
 @dataclass(frozen=True)
 class DocumentsInsufficient:
     """The documents do not prove who the requester is: the customer is asked again (by a reply from the
-    case) and the response clock waits for new documents."""
+    case) and the response clock waits for new documents; reminders and abandonment count from `on`."""
 
     reason: str
+    on: datetime
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,7 @@ def _transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) -
                 raise TransitionError("the identity was already verified")
             new = replace(state, identity=Identity.VERIFIED, identity_document=document)
             return new, (Note(EventKind.IDENTITY_VERIFIED, f"identity verified with: {document}"),)
-        case DocumentsInsufficient(reason=reason):
+        case DocumentsInsufficient(reason=reason, on=on):
             reason = reason.strip()[:MAX_REASON]
             if not reason:
                 raise TransitionError("say what is missing from the documents")
@@ -283,7 +285,7 @@ def _transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) -
             if state.identity is Identity.VERIFIED:
                 raise TransitionError("the identity was already verified")
             new = replace(state, status=Status.AWAITING_DOCUMENTS, documents_received_at=None, due_at=None,
-                          identity=Identity.INSUFFICIENT, identity_document="")
+                          identity=Identity.INSUFFICIENT, identity_document="", documents_requested_at=on)
             line = (f"documents insufficient: {reason}; the customer was asked again; "
                     "the response clock waits for new documents")
             return new, (Note(EventKind.DOCUMENTS_INSUFFICIENT, line),)

@@ -138,7 +138,8 @@ def documents_insufficient(engine: Engine, mailing: Mailing, ref: str, text: str
     from the case, `text`) and the case waits for new documents, the response clock stopped."""
     with transaction(engine) as session:
         case = case_by_ref(session, ref)
-        new, notes = transition(state_of(case), DocumentsInsufficient(staff_text(text)), mailing.settings.case_policy)
+        new, notes = transition(state_of(case), DocumentsInsufficient(staff_text(text), now),
+                                 mailing.settings.case_policy)
         _queue_reply(session, mailing, case, text, now, actor)
         save_state(session, case, new, notes, now, actor)
         return record_of(case), "; ".join(n.detail for n in notes)

@@ -78,7 +78,8 @@ def state_of(row: CaseRow) -> CaseState:
                      identity=Identity(row.identity) if row.identity else None,
                      identity_document=row.identity_document,
                      outcome=CaseOutcome(row.outcome) if row.outcome else None, outcome_reason=row.outcome_reason,
-                     outcome_at=row.outcome_at, customer_waiting_since=row.customer_waiting_since)
+                     outcome_at=row.outcome_at, customer_waiting_since=row.customer_waiting_since,
+                     documents_requested_at=row.documents_requested_at)
 
 
 def save_state(session: Session, row: CaseRow, state: CaseState, notes: Sequence[Note], now: datetime,
@@ -97,6 +98,7 @@ def save_state(session: Session, row: CaseRow, state: CaseState, notes: Sequence
     row.outcome_reason = state.outcome_reason
     row.outcome_at = state.outcome_at
     row.customer_waiting_since = state.customer_waiting_since
+    row.documents_requested_at = state.documents_requested_at
     row.updated_at = now
     session.add(row)
     session.flush()
@@ -269,11 +271,13 @@ def followup_candidates(engine: Engine, policy: FollowupPolicy, now: datetime, l
     maybe = or_(and_(c.status == Status.AWAITING_DOCUMENTS.value, c.opened_at <= first_step),
                 and_(c.status.in_(open_statuses), c.due_at <= now + policy.warn_before))
     with engine.connect() as conn:
-        cases = conn.execute(columns(c.id, c.ref, c.status, c.opened_at, c.due_at).where(maybe)).all()
+        cases = conn.execute(columns(c.id, c.ref, c.status, c.opened_at, c.due_at, c.documents_requested_at)
+                             .where(maybe)).all()
         purposes = conn.execute(columns(_O.case_id, _O.purpose).where(
             _O.case_id.in_(columns(c.id).where(maybe)))).all()
     done: dict[int, set[str]] = {}
     for case_id, purpose in purposes:
         done.setdefault(case_id, set()).add(purpose)
-    return [CaseView(r.ref, Status(r.status), r.opened_at, frozenset(done.get(r.id, ())), r.due_at, local_day)
-            for r in cases]
+    # documents asked for again (found insufficient): reminders and abandonment count from then
+    return [CaseView(r.ref, Status(r.status), r.documents_requested_at or r.opened_at, frozenset(done.get(r.id, ())),
+                     r.due_at, local_day) for r in cases]

@@ -69,6 +69,7 @@ class CaseRow(SQLModel, table=True):
     outcome_at: datetime | None = _when(default=None)
     # a customer's message joined the case and staff have not acted since (queue, digest)
     customer_waiting_since: datetime | None = _when(default=None, index=True)
+    documents_requested_at: datetime | None = _when(default=None)  # asked again for documents (insufficient)
 
 
 class MessageRow(SQLModel, table=True):
