@@ -182,3 +182,21 @@ def test_web_needs_a_secret_key(tmp_path: Path) -> None:
     config = console_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}", web={"secret_key": ""})
     result = bot(config, "web", timeout=60)
     assert result.returncode == 2 and "web.secret_key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_console_logs_no_addresses_subjects_or_passwords(desk, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    ref = desk.inquiry(sender="Secret Person <secret.person@example.com>", subject="Very private subject")
+    desk.account("staff@example.com", "staff")
+    client = desk.client()
+    sign_in(client, "staff@example.com", "a wrong password!")
+    assert sign_in(client, "staff@example.com").status_code == 303
+    client.get("/cases?q=secret.person@example.com")
+    client.get("/cases/secret.person@example.com")
+    client.get(f"/cases/{ref}")
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot.web"))
+    assert ref in logged  # a case reference is fine
+    for secret in ("@", "Very private", PASSWORD, "a wrong password"):
+        assert secret not in logged, secret

@@ -8,6 +8,7 @@ a worker thread (the store and the mailbox are blocking IO)."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from bot.web.security import CSRF_FIELD, SecurityHeaders, cookie_name, csrf_ok, 
 from bot.web.sending import OutboxSender
 
 log = logging.getLogger(__name__)
+_REF = re.compile(r"^[A-Za-z]{2,8}-\d{4}-\d{5}$")
 MAX_BODY = 256 * 1024  # a form is small; a staff reply is at most 20,000 characters
 
 
@@ -148,7 +150,10 @@ def page(console: Console, handler: Handler, role: Role | None) -> Callable[[Req
         ctx = Ctx(request, console, account, form, lang, now)
         started = time.monotonic()
         response = await run_in_threadpool(handler, ctx)
-        log.info("%s %s -> %s %.0f ms", request.method, request.url.path, response.status_code,
+        # the page's name and a well-formed case reference only: a typed path or query may hold an address
+        ref = str(request.path_params.get("ref", ""))
+        log.info("%s %s%s -> %s %.0f ms", request.method, handler.__name__,
+                 f" ref={ref.upper()}" if _REF.match(ref) else "", response.status_code,
                  (time.monotonic() - started) * 1000)
         return response
 
