@@ -45,6 +45,8 @@ def _prepare(url: str, now: datetime, uid: int, message_id: str) -> str:
                                     .order_by(c.id.desc()).limit(1)).one()
         conn.execute(update(MessageRow).where(m.case_id == case_id, m.direction == "in")
                      .values(mailbox_uid=uid, message_id=message_id))
+    with engine.begin() as conn:  # statistics, as autovacuum (PostgreSQL) or a maintained database would have
+        conn.exec_driver_sql("ANALYZE")
     engine.dispose()
     return str(ref)
 

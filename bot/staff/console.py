@@ -30,7 +30,7 @@ from bot.core.wording import LANGUAGES
 from bot.settings import Settings
 
 Fetch = Callable[[Sequence[Wanted]], dict[str, bytes]]
-QUEUE_LINES = 50
+QUEUE_LINES = 25  # per section; "All N" links to the rest
 
 
 def queue(engine: Engine, now: datetime) -> dict[str, Listed]:

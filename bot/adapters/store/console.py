@@ -80,16 +80,18 @@ def search(engine: Engine, *, status: str = "", kind: str = "", overdue_at: date
 
 
 def _matching(conn: Any, q: str) -> Any:
-    """Cases whose reference or requester is `q` (indexed), else those containing it (a scan)."""
+    """Cases whose reference or requester is `q` (indexed), else those containing it (a scan). Plain LIKE
+    on both databases: references are stored upper-case and addresses lower-case, so the needle is cased
+    to match (ILIKE or lower() per row cost PostgreSQL two to four times as much)."""
     c = _C
     exact = or_(c.ref == q.upper(), c.requester == q.lower())
     if conn.execute(columns(c.id).where(exact).limit(1)).first() is not None:
         return exact
-    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    if conn.dialect.name == "sqlite":  # SQLite's LIKE ignores ASCII case already; lower() would cost a call per row
-        return or_(c.ref.like(pattern, escape="\\"), c.requester.like(pattern, escape="\\"))
-    return or_(c.ref.ilike(pattern, escape="\\"), c.requester.ilike(pattern, escape="\\"))
+
+    def pattern(text: str) -> str:
+        return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+    return or_(c.ref.like(pattern(q.upper()), escape="\\"), c.requester.like(pattern(q.lower()), escape="\\"))
 
 
 @dataclass(frozen=True)
