@@ -78,7 +78,7 @@ SABOTAGES = (
              "bot/core/classify/suppress.py", "        return Suppress.AUTO_REPLY, evidence", "        pass",
              ("tests/test_under_fire.py", "-k", "two_bots")),
     Sabotage("no-cap", "4 floods: fifty mails from one sender get capped replies",
-             "bot/app/intake.py", "reply_cap=self.settings.policy.max_auto_replies_per_sender_per_day",
+             "bot/app/intake.py", "reply_cap=policy.max_auto_replies_per_sender_per_day",
              "reply_cap=10**6", ("tests/test_intake.py", "-k", "reply_cap")),
     Sabotage("digest-html", "5 hostile input: HTML from mail never reaches the digest unescaped",
              "bot/compose/notices.py", 'autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False)',
@@ -178,6 +178,18 @@ SABOTAGES = (
     Sabotage("corrections-purge", "11 privacy: the retention purge erases the text of staff corrections",
              "bot/adapters/store/retention.py", 'c.text, c.actor = None, ""', "pass",
              ("tests/test_sorting_shell.py", "-k", "unsure_mail and sqlite")),
+    Sabotage("migration-missing", "12 upgrades: a table change without a migration is caught",
+             "bot/adapters/store/tables.py", '    flags: str = ""  # comma-separated warnings for staff, e.g. dmarc_fail\n',
+             '    flags: str = ""  # comma-separated warnings for staff, e.g. dmarc_fail\n    note: str = ""\n',
+             ("tests/test_migrations.py", "-k", "models_and_migrations and sqlite")),
+    Sabotage("old-schema-runs", "12 upgrades: run and the staff commands refuse an older schema, naming db upgrade",
+             "bot/adapters/store/engine.py", "        _require(state)\n    except BaseException:",
+             "        pass\n    except BaseException:",
+             ("tests/test_migrations.py", "-k", "refuse_a_database_of_an_earlier_release and sqlite")),
+    Sabotage("upgrade-half-done", "12 upgrades: a failed upgrade changes nothing (SQLite DDL in one transaction)",
+             "bot/adapters/store/migrations/__init__.py",
+             'event.listen(ddl, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))', "pass",
+             ("tests/test_migrations.py", "-k", "one_transaction and sqlite")),
 )
 
 

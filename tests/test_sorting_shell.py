@@ -203,17 +203,19 @@ def test_rules_test_on_the_development_set() -> None:
     """The shipped model was trained on this set: a guard that rules + model are in use (the rule file
     alone sorts under half of it right)."""
     with_model, rules_only = _rules_test(), _rules_test("--rules-only")
-    assert with_model["mails"] == 387 and with_model["model"]
-    assert with_model["worst"] >= 0.85 and with_model["form_error_rate"] <= 0.05, with_model
+    assert with_model["mails"] == 1687 and with_model["model"]
+    assert with_model["worst"] >= 0.75 and with_model["form_error_rate"] <= 0.09, with_model
     assert rules_only["model"] is None and rules_only["worst"] < 0.5
     assert set(with_model["confusion"]) == {"disclosure", "amendment", "addition", "deletion",
                                             "third_party_stop", "marketing_opt_out", "general"}
 
 
-# Measured once on the held-out test part at the end of issue 11 (commit of this line): 70.0 % sorted
-# exactly right, lowest precision/recall 0.519 (general), form errors 18.6 %. The floor keeps later changes
-# from making it worse; raise it when a change (judged on the development set) makes it better.
-TEST_FLOOR = {"worst": 0.50, "form_error_rate": 0.20, "exact": 150}
+# Measured on the held-out test part at the end of issue 11: 70.0 % sorted exactly right, lowest
+# precision/recall 0.519 (general), form errors 18.6 %; then, after the development set grew from 387 to
+# 1,687 mails (two more writers) and "on file" stopped counting as asking to see: 75.0 %, 0.557, 15.0 %.
+# The floor keeps later changes from making it worse; raise it when a change (judged on the development
+# set) makes it better.
+TEST_FLOOR = {"worst": 0.55, "form_error_rate": 0.16, "exact": 165}
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +232,8 @@ def test_rules_test_on_the_held_out_test_set_does_not_regress(test_set_figures: 
     assert f["exact"] >= TEST_FLOOR["exact"], f
 
 
-@pytest.mark.xfail(reason="issue 11 Done-when not reached: on the test part the lowest precision/recall is 0.519 "
-                          "and form errors are 18.6 % (see the issue 11 report)", strict=True)
+@pytest.mark.xfail(reason="issue 11 Done-when not reached: on the test part the lowest precision/recall is 0.557 "
+                          "and form errors are 15.0 % (see the issue 11 note)", strict=True)
 def test_rules_test_on_the_held_out_test_set_meets_the_done_when(test_set_figures: dict[str, Any]) -> None:
     """Issue 11's Done-when on the held-out test part: every kind's precision and recall >= 0.95 and
     form errors <= 2 %."""

@@ -2,7 +2,7 @@
 
 Only this package decides exit codes: 0 done, 1 failed, 2 bad usage or bad config. Results go to
 standard output, logs to standard error. Each command group is a module here (`run`, `cases`,
-`digest`, `templates`, `config`, `demo`, `users`, `web`) with `add(subparsers)` and `handle(args, settings, hooks)`;
+`digest`, `templates`, `config`, `demo`, `users`, `web`, `db`) with `add(subparsers)` and `handle(args, settings, hooks)`;
 a module is imported only when its command runs, so staff commands start fast.
 """
 
@@ -38,7 +38,7 @@ class Hooks:
 
 # command -> module of bot.cli that parses and runs it; parsers are declared in bot.cli.commands
 COMMANDS = {"run": "run", "cases": "cases", "templates": "templates", "digest": "digest", "config": "config",
-            "demo": "demo", "users": "users", "web": "web", "rules": "rules", "sorter": "sorter"}
+            "demo": "demo", "users": "users", "web": "web", "rules": "rules", "sorter": "sorter", "db": "db"}
 # Commands that work without a config file (the shipped rules and model), and read one when it exists.
 CONFIG_OPTIONAL = frozenset({"rules", "sorter"})
 
@@ -85,7 +85,7 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # (msal, google.auth and urllib3 would log token requests at DEBUG; tokens never go to the log)
-    for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib", "msal", "google", "urllib3"):
+    for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib", "msal", "google", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -55,6 +55,11 @@ def add_commands(sub: Any) -> None:
     cv.add_argument("--folds", type=int, default=5, choices=range(2, 21), metavar="N")
     cv.add_argument("--json", action="store_true")
 
+    db = sub.add_parser("db", help="the database schema: upgrade it after installing a new release")
+    dsub = db.add_subparsers(dest="action", required=True, parser_class=type(db))
+    dsub.add_parser("upgrade", help="bring the database to this release's schema (stop the bot and back up first)")
+    dsub.add_parser("current", help="the database's schema revision and whether it is the newest")
+
     demo = sub.add_parser("demo", help="run the whole bot here with its own IMAP and SMTP servers")
     demo.add_argument("--dir", default="demo-data", help="where the demo keeps its SQLite file")
     demo.add_argument("--exit-after", type=float, default=0.0,

@@ -9,6 +9,10 @@ class ConfigError(BotError):
     """The configuration is missing, unreadable or invalid; the message names the key."""
 
 
+class SchemaError(ConfigError):
+    """The database's schema is not the one this release works with; the message names the command that fixes it."""
+
+
 class UsageError(BotError):
     """A command was used wrongly (unknown case reference, bad date...)."""
 

@@ -32,7 +32,7 @@ _EN_BOUNDARY_WORD = re.compile(rf"^(?:{EN_BOUNDARY.pattern})$")
 _CONCEPTS: tuple[tuple[str, str], ...] = (
     ("DEL", r"\b(?:delet|eras|remov|wip(?:e|ing)|purg|destroy|get rid of|forget|scrub|close (?:my|the|our) \w*\s?account"
             r"|cancel (?:my|the|our) \w*\s?(?:account|membership)|deactivat|get rid)|削除|残さないで|消去|抹消|消して|消す|破棄|廃棄|退会|解約|取り除|抜いて"),
-    ("SEE", r"\b(?:copy|copies|see|view|access|show me|tell me|let me know|know what|find out|on file|hold (?:on|about)"
+    ("SEE", r"\b(?:copy|copies|see|view|access|show me|tell me|let me know|know what|find out|hold (?:on|about)"
             r"|have (?:on|about) me|kept about|stored about|held about|where (?:did|do) you (?:get|obtain)|obtained|came from"
             r"|source|disclos(?:e|ure) (?:of )?(?:my|all|the|what)|what (?:personal )?(?:data|information|info|details)"
             r"|what you (?:\w+ )?(?:know|have|hold|keep|store)|whatever you|how you got|which compan|list of)"
