@@ -89,6 +89,12 @@ def test_the_staff_routine_in_the_console(office: Office) -> None:
     page = client.get(f"/cases/{ref}").text
     assert "Please send me a copy of all personal information" in page  # read back from the mailbox by UID
     assert "ack_rights.en@" in page and f"/cases/{ref}/messages/" in page
+    pdf_link = re.search(rf'href="(/cases/{ref}/messages/\d+/attachments/0)">([^<]+\.pdf)</a>', page)
+    assert pdf_link, "the request form is not offered for download"
+    pdf = client.get(pdf_link.group(1))
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and pdf.headers["content-type"] == "application/pdf"
+    eml = client.get(re.search(rf'href="(/cases/{ref}/messages/\d+\.eml)"', page).group(1))
+    assert eml.status_code == 200 and b"Please send me a copy of all personal information" in eml.content
 
     zone = office.settings.zone
     today = office.clock.now.astimezone(zone).date()
