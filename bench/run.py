@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import drain, latency, memory, scaleout, staff_views
+from bench import console, drain, latency, memory, scaleout, staff_views
 from bench.harness import Context, Databases, Row, command_line, machine, render_table, servers
 
 Section = Callable[[Context], list[Row]]
@@ -34,6 +34,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("memory", memory.run),  # 3. peak RSS: drain, 25 MB attachment, restart over old mail (uses drain's run)
     ("staff", staff_views.run),  # 4. digest --print and cases list over many cases
     ("scale", scaleout.run),  # 5. one and two `run` processes on PostgreSQL, and a killed leader
+    ("console", console.run),  # 6. the staff console's queue, case list and case page over --cases cases
 ]
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale", type=int, default=1000, metavar="M",
                    help="backlog for the scale-out runs (one worker, two workers, two with the leader killed)")
     p.add_argument("--cases", type=int, default=100_000, metavar="N", help="cases built for the staff views")
+    p.add_argument("--console-requests", type=int, default=20, metavar="N",
+                   help="requests per console page (after one warm-up)")
     p.add_argument("--view-timeout", type=float, default=20.0, metavar="S",
                    help="a staff view still running after this many seconds is stopped and reported as over")
     p.add_argument("--profile", action="store_true",

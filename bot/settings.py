@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.core.model import Sender
 
 DEFAULT_CONFIG = Path("config/bot.toml")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 Security = Literal["ssl", "starttls", "none"]
 
 
@@ -160,6 +161,32 @@ class PathSettings(Section):
     rules: str = ""  # an admin's rule file, used instead of the packaged one
 
 
+class WebSettings(Section):
+    """The staff console (`web`, SPEC section 6)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: SecretStr = SecretStr("")  # BOT_WEB__SECRET_KEY; signs the session cookies; required by `web`
+    public_url: str = ""  # e.g. https://privacy-console.example.com (links in digests; https: Secure cookie)
+    session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
+    language: Literal["ja", "en"] = "ja"
+    page_size: int = Field(default=50, ge=10, le=500)  # cases per page of /cases
+    forwarded_allow_ips: str = "127.0.0.1"  # reverse proxies whose X-Forwarded-* headers are believed
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http://)")
+        return value.rstrip("/")
+
+    @property
+    def secure_cookie(self) -> bool:
+        """The session cookie is Secure unless the console is served on loopback only (and not
+        published at an https:// address, as behind a TLS reverse proxy on the same machine)."""
+        return self.public_url.startswith("https://") or self.host.strip("[]").lower() not in _LOOPBACK
+
+
 class SorterSettings(Section):
     model: str = ""  # the sorter's model file; "" is the one shipped in the package
     use_model: bool = True  # false: the rule file alone sorts (no confidence, nothing is "unsure")
@@ -183,6 +210,7 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     sorter: SorterSettings = SorterSettings()
     log: LogSettings = LogSettings()
+    web: WebSettings = WebSettings()
     oauth2: OAuth2Settings = OAuth2Settings()
     health: HealthSettings = HealthSettings()
 
@@ -238,6 +266,8 @@ class Settings(BaseSettings):
         for section in ("mailbox", "smtp"):
             if data[section].get("password"):
                 data[section]["password"] = "***"
+        if data["web"].get("secret_key"):
+            data["web"]["secret_key"] = "***"
         data["database"]["url"] = _mask_url(data["database"]["url"])
         for key in ("client_secret", "refresh_token"):
             if data["oauth2"].get(key):
@@ -298,9 +328,6 @@ def anchor_paths(settings: Settings, folder: Path) -> Settings:
     })
 
 
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-
-
 def check_together(s: Settings) -> list[str]:
     """What is wrong with several keys together (each key is fine on its own), naming every key
     involved; [] when nothing is. The model: aiosmtplib's `_validate_config`."""
@@ -335,6 +362,21 @@ def check_together(s: Settings) -> list[str]:
             except EmailNotValidError as exc:
                 problems.append(f"config key {key}: {address!r} is not a usable address ({exc})")
     return problems
+
+
+MIN_SECRET_KEY = 32
+
+
+def check_web(s: Settings) -> list[str]:
+    """What stops `web` from starting, naming the key; [] when nothing does."""
+    key = s.web.secret_key.get_secret_value()
+    if not key:
+        return ["config key web.secret_key is empty: the console signs its session cookies with it "
+                "(set BOT_WEB__SECRET_KEY, e.g. to the output of "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"]
+    if len(key) < MIN_SECRET_KEY:
+        return [f"config key web.secret_key is too short ({len(key)} characters; at least {MIN_SECRET_KEY})"]
+    return []
 
 
 def _check_oauth2(s: Settings) -> list[str]:

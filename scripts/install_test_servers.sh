@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Install what the integration tests need from Debian packages: dovecot-imapd, dovecot-lmtpd
-# (Dovecot 2.3), openssl, and poppler-utils/poppler-data/fonts-ipaexfont-gothic (to render and
-# read back the Japanese PDF form), systemd (systemd-analyze verify of deploy/'s units). Idempotent: exits 0 at once when
+# (Dovecot 2.3), openssl, poppler-utils/poppler-data/fonts-ipaexfont-gothic (to render and
+# read back the Japanese PDF form), systemd (systemd-analyze verify of deploy/'s units), and chromium
+# (the console's browser tests drive it through Playwright, which cannot download its own browser here).
+# Idempotent: exits 0 at once when
 # everything is there. The tests start their own Dovecot instance (tests/mailservers.py);
 # this script keeps the package from starting a system-wide Dovecot on port 143.
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-lmtpd openssl poppler-utils poppler-data fonts-ipaexfont-gothic systemd)
+PACKAGES=(dovecot-imapd dovecot-lmtpd openssl poppler-utils poppler-data fonts-ipaexfont-gothic systemd chromium)
 
 installed() {
-  [ -x /usr/sbin/dovecot ] && command -v openssl >/dev/null 2>&1 || return 1
+  [ -x /usr/sbin/dovecot ] && [ -x /usr/bin/chromium ] && command -v openssl >/dev/null 2>&1 || return 1
   local status
   status=$(dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null) || return 1
   [ "$(grep -c '^install ok installed$' <<<"$status")" -eq "${#PACKAGES[@]}" ]

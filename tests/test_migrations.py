@@ -321,13 +321,22 @@ def schema_of(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         return {name: [tuple(row) for row in conn.execute(text(sql))] for name, sql in queries.items()}
 
 
-def rows_of(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table but the version table, in primary-key order."""
+def rows_of(engine: Engine, only: dict[str, list[str]] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table but the version table, in primary-key order; with `only`, just those
+    tables' named columns (what an older release had: columns added since are compared apart)."""
     meta = MetaData()
     meta.reflect(engine)
     with engine.connect() as conn:
-        return {name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for name, t in sorted(meta.tables.items()) if name != "alembic_version"}
+        return {name: [tuple(r) for r in conn.execute(
+                    (select(*(t.c[c] for c in only[name])) if only else select(t)).order_by(*t.primary_key.columns))]
+                for name, t in sorted(meta.tables.items())
+                if name != "alembic_version" and (only is None or name in only)}
+
+
+def columns_of(engine: Engine) -> dict[str, list[str]]:
+    meta = MetaData()
+    meta.reflect(engine)
+    return {name: [c.name for c in t.columns] for name, t in meta.tables.items() if name != "alembic_version"}
 
 
 def test_the_baseline_is_the_schema_release_6baab05_made(release: Path, db_url: str,
@@ -400,6 +409,7 @@ def test_a_database_of_release_6baab05_upgrades_without_loss_and_works(
     old_list = json.loads(old_ok(release, old_cfg, "cases", "list", "--json"))
 
     before = rows_of(engine)
+    old_columns = columns_of(engine)
     for table in ("cases", "messages", "events", "outbox", "mailbox_ledger", "mailbox_cursor", "counters"):
         assert before[table], f"release {RELEASE} left no {table} rows: the test would prove nothing"
     assert read_state(engine).layout is Layout.UNSTAMPED
@@ -413,7 +423,11 @@ def test_a_database_of_release_6baab05_upgrades_without_loss_and_works(
     assert up.returncode == 0, up.stderr
     assert f"recorded as {BASELINE}" in up.stdout and f"to {HEAD}" in up.stdout
     after = rows_of(engine)
-    assert {table: after[table] for table in before} == before
+    assert rows_of(engine, only=old_columns) == before
+    added = {t: [c for c in cols if c not in old_columns.get(t, cols)] for t, cols in columns_of(engine).items()}
+    for table, names in added.items():  # columns added since: their defaults ('' or NULL) on every old row
+        for row in rows_of(engine, only={table: names}).get(table, []) if names else []:
+            assert all(v in ("", None) for v in row), (table, names, row)
     assert all(after[table] == [] for table in after.keys() - before.keys())  # tables added since: empty
     assert bot(new_cfg, "db", "current").stdout.strip() == f"{HEAD} (the newest)"
     assert differences(engine) == []

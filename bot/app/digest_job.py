@@ -20,7 +20,7 @@ def digest_at(engine: Engine, settings: Settings, as_of: datetime) -> Digest:
     since = as_of - timedelta(days=1)
     facts = digest_facts(engine, as_of=as_of, since=since, ack_target_hours=settings.policy.ack_target_hours,
                          limit=LINES_PER_SECTION)
-    return build_digest(facts, as_of=as_of, since=since, zone=settings.zone)
+    return build_digest(facts, as_of=as_of, since=since, zone=settings.zone, console_url=settings.web.public_url)
 
 
 def queue_digest(engine: Engine, notifier: Notifier, as_of: datetime, stamp: str) -> bool:

@@ -116,7 +116,8 @@ class Intake:
         replied = False
         if case is not None:
             if decision.action is Action.FOLLOW_UP:
-                event = CustomerWrote(mail.message_id, decision.reason, decision.from_requester, mail.reply_address)
+                event = CustomerWrote(mail.message_id, decision.reason, decision.from_requester, mail.reply_address,
+                                      at=now)
                 new, notes = transition(state_of(case), event, self.settings.case_policy)
                 save_state(session, case, new, notes, now)
             elif decision.template:

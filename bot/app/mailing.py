@@ -1,10 +1,11 @@
 """Mail to a customer about their case: rendered from a template, serialised, and queued through the
 outbox with its place among the case's messages and a line in its history. Acknowledgements,
-reminders and (later) staff replies all come through here."""
+reminders and staff replies all come through here; each queued mail keeps the name and version of
+the template it was written from (e.g. "ack_rights.ja@3f2a9c1") for the evidence pack."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlmodel import Session
@@ -14,8 +15,10 @@ from bot.adapters.store.outbox import CaseMessage, Queued, enqueue
 from bot.adapters.store.tables import CaseRow
 from bot.compose.context import case_context
 from bot.compose.message import build_reply, make_message_id, serialise
-from bot.compose.templates import Renderer
+from bot.compose.templates import HTML_SUFFIX, TEXT_SUFFIX, Renderer
+from bot.compose.versions import template_label
 from bot.core.model import Action, EventKind
+from bot.core.wording import normalise_language
 from bot.settings import Settings
 
 
@@ -33,6 +36,8 @@ class CaseMail:
     auto_submitted: str = "auto-replied"
     automatic: bool = True  # counts towards the per-sender cap
     inquiry_subject: str = ""
+    message: str = ""  # a staff reply's text, passed to the template as data
+    actor: str = "bot"  # who it is from, for the case history
 
 
 class Mailing:
@@ -46,7 +51,8 @@ class Mailing:
         Raises TemplateProblem (nothing queued) when the template does not render."""
         assert case.id is not None
         message_id = make_message_id(case.ref, mail.purpose, self.sender.domain)
-        ctx = case_context(self.settings, record_of(case), inquiry_subject=mail.inquiry_subject)
+        ctx = replace(case_context(self.settings, record_of(case), inquiry_subject=mail.inquiry_subject),
+                      message=mail.message)
         out = build_reply(renderer=self.renderer, template=mail.template, ctx=ctx, message_id=message_id,
                           in_reply_to=mail.in_reply_to, references=mail.references,
                           attach_form=mail.attach_form, auto_submitted=mail.auto_submitted)
@@ -57,9 +63,11 @@ class Mailing:
         detail = f"{mail.template} {message_id}" if mail.event is EventKind.REPLY_QUEUED else f"{mail.purpose} {message_id}"
         if mail.attach_form and mail.event is EventKind.REPLY_QUEUED:
             detail += " with form"
+        label = template_label(self.renderer.env, mail.template, normalise_language(case.language),
+                               (TEXT_SUFFIX, HTML_SUFFIX))
         enqueue(session, Queued(
             purpose=mail.purpose, message_id=message_id, to_addr=case.requester, raw=raw, automatic=mail.automatic,
-            case_id=case.id, note=(mail.event, detail),
+            case_id=case.id, note=(mail.event, detail), actor=mail.actor, template=label,
             message=CaseMessage(subject=out.subject, in_reply_to=mail.in_reply_to, kinds=kinds_text(ctx.kinds),
                                 language=case.language, action=mail.action, reason=reason),
         ), now, from_addr=s.address)

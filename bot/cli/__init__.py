@@ -2,7 +2,7 @@
 
 Only this package decides exit codes: 0 done, 1 failed, 2 bad usage or bad config. Results go to
 standard output, logs to standard error. Each command group is a module here (`run`, `cases`,
-`digest`, `templates`, `config`, `demo`, `init`, `db`...) with `add(subparsers)` and `handle(args, settings, hooks)`;
+`digest`, `templates`, `config`, `demo`, `init`, `users`, `web`, `db`...) with `add(subparsers)` and `handle(args, settings, hooks)`;
 a module is imported only when its command runs, so staff commands start fast.
 """
 
@@ -38,7 +38,8 @@ class Hooks:
 
 # command -> module of bot.cli that parses and runs it; parsers are declared in bot.cli.commands
 COMMANDS = {"run": "run", "cases": "cases", "templates": "templates", "digest": "digest", "config": "config",
-            "demo": "demo", "rules": "rules", "sorter": "sorter", "init": "init", "db": "db"}
+            "demo": "demo", "users": "users", "web": "web", "rules": "rules", "sorter": "sorter", "init": "init",
+            "db": "db"}
 # Commands that never read a config file.
 CONFIG_NONE = frozenset({"demo", "init"})
 # Commands that work without a config file (the shipped rules and model), and read one when it exists.

@@ -52,8 +52,13 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
         return 0
 
     from bot.core import lifecycle
-    from bot.core.model import Kind
+    from bot.core.model import CaseOutcome, Kind
+    from bot.staff import actions
     from bot.staff.actions import apply, os_user, set_kinds
+
+    actor = args.actor or os_user()
+    if args.action == "export":
+        return _export(args, settings, engine, now, actor)
 
     def when(text: str | None) -> datetime:
         try:
@@ -72,16 +77,90 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
                                keep_text=settings.database.keep_bodies and settings.sorter.keep_correction_text)
         print(f"{case.ref}: {line}")
         return 0
-    if args.action == "docs-received":
-        event = lifecycle.DocsReceived(when(args.on))
+    if args.action == "docs-received":  # the command line may date ahead (scripted replays); the console not
+        case, line = actions.documents_received(engine, args.ref, when(args.on), now=now, policy=settings.case_policy,
+                                                actor=actor, allow_future=True)
+        print(f"{case.ref}: {line}")
+        return 0
+    elif args.action == "responded":
+        case, line = actions.responded(engine, args.ref, when(args.on), now=now, policy=settings.case_policy,
+                                       actor=actor, allow_future=True)
+        print(f"{case.ref}: {line}")
+        return 0
+    elif args.action in ("reply", "identity") and not (args.action == "identity" and args.verified):
+        mailing = _mailing(settings)
+        if args.action == "reply":
+            text = sys.stdin.read() if args.message_stdin else args.message
+            case, message_id = actions.reply(engine, mailing, args.ref, text, now=now, actor=actor)
+            print(f"{case.ref}: reply {message_id} queued to {case.requester}")
+        else:
+            case, line = actions.documents_insufficient(engine, mailing, args.ref, args.insufficient, now=now,
+                                                        actor=actor)
+            print(f"{case.ref}: {line}")
+        _send_now(settings, engine)
+        return 0
+    elif args.action == "identity":
+        event = lifecycle.IdentityVerified(args.verified)
+    elif args.action == "outcome":
+        event = lifecycle.OutcomeRecorded(CaseOutcome(args.outcome), args.reason, when(args.on))
+    elif args.action == "handled":
+        event = lifecycle.Handled()
     elif args.action == "extend":
         event = lifecycle.Extend(args.days, args.reason)
-    elif args.action == "responded":
-        event = lifecycle.Responded(when(args.on))
     else:
         event = lifecycle.Close(now, args.reason)
-    case, line = apply(engine, args.ref, event, now=now, policy=settings.case_policy, actor=args.actor or os_user())
+    case, line = apply(engine, args.ref, event, now=now, policy=settings.case_policy, actor=actor)
     print(f"{case.ref}: {line}")
+    return 0
+
+
+def _mailing(settings: Settings) -> Any:
+
+    from bot.app.mailing import Mailing
+    from bot.compose.templates import Renderer, template_folders
+
+    return Mailing(settings, Renderer(*template_folders(settings.paths.templates)))
+
+
+def _send_now(settings: Settings, engine: Any) -> None:
+    """Send what the outbox holds now (a running `run` would send it within a second or two too)."""
+    import logging
+
+    from bot.adapters.locks import Presence
+    from bot.adapters.smtp import Mailer
+    from bot.app.outbox import flush
+
+    presence = Presence(engine)
+    try:
+        report = flush(engine, Mailer(settings.smtp), presence, datetime.now(UTC))
+        if report.retrying or report.failed:
+            logging.getLogger("bot").warning("the reply waits in the outbox (SMTP: %s retrying, %s failed)",
+                                             report.retrying, report.failed)
+    finally:
+        presence.close()
+
+
+def _export(args: argparse.Namespace, settings: Settings, engine: Any, now: datetime, actor: str) -> int:
+    from functools import partial
+    from pathlib import Path
+
+    from bot.adapters.originals import fetch_originals
+    from bot.staff.evidence import build_pack
+
+    out = Path(args.out)
+    pack = build_pack(engine, args.ref, partial(fetch_originals, settings.mailbox), now=now, zone=settings.zone,
+                      exported_by=actor)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_bytes(pack.data)
+        tmp.replace(out)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
+    for path in pack.missing:
+        print(f"warning: {path}: the mailbox no longer holds this customer mail; listed as missing",
+              file=sys.stderr)
+    print(f"{args.ref.upper()}: evidence pack written to {out} ({pack.files} files, {len(pack.data):,} bytes)")
     return 0
 
 
@@ -103,7 +182,10 @@ def _print_detail(d: dict[str, Any]) -> None:
     out = [f"{d['ref']}  {d['status']}  kinds: {', '.join(d['kinds'])}  language: {d['language']}",
            f"requester: {d['requester']}   subject: {d['subject']}"]
     out += [f"  {key}: {d[key] or '-'}" for key in ("opened_at", "documents_received_at", "due_at",
-                                                   "responded_at", "closed_at")]
+                                                   "responded_at", "closed_at", "identity", "outcome",
+                                                   "outcome_reason")]
+    if d.get("customer_waiting"):
+        out.append(f"  customer waiting since {d['customer_waiting_since']}")
     out.append("messages")
     out += [f"  {m['recorded_at'][:16]} {m['direction']:3} {m['action']:10} {m['message_id']}  {m['subject']}"
             for m in d["messages"]]

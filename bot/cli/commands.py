@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bot.core.model import Kind, Status
+from bot.core.model import CaseOutcome, Kind, Status
 
 TABLE_ROWS = 200  # `cases list` as a table: the newest cases; a person does not read 100,000 lines
 
@@ -32,6 +32,11 @@ def add_commands(sub: Any) -> None:
     cfg = sub.add_parser("config", help="show the effective configuration, secrets masked")
     cfg.add_subparsers(dest="action", required=True, parser_class=type(cfg)).add_parser("show")
 
+    _users(sub.add_parser("users", help="staff console accounts"))
+
+    web = sub.add_parser("web", help="serve the staff console until stopped")
+    web.add_argument("--host", help="address to listen on (default: web.host)")
+    web.add_argument("--port", type=int, help="port (default: web.port)")
     rules = sub.add_parser("rules", help="measure the sorting rules and model on labelled mail")
     rsub = rules.add_subparsers(dest="action", required=True, parser_class=type(rules))
     rtest = rsub.add_parser("test", help="per-kind precision, recall and confusion matrix on a labelled set")
@@ -64,6 +69,21 @@ def add_commands(sub: Any) -> None:
     demo.add_argument("--dir", default="demo-data", help="where the demo keeps its SQLite file")
     demo.add_argument("--exit-after", type=float, default=0.0,
                       help="stop after this many seconds once the samples are answered (0: run until Ctrl-C)")
+    demo.add_argument("--web-port", type=int, default=8080, help="port of the demo's staff console (0: any free port)")
+
+
+def _users(users: argparse.ArgumentParser) -> None:
+    usub = users.add_subparsers(dest="action", required=True, parser_class=type(users))
+    add = usub.add_parser("add", help="create a console account")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["viewer", "staff", "admin"])
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    usub.add_parser("list", help="the accounts")
+    dis = usub.add_parser("disable", help="disable an account (its sessions end)")
+    dis.add_argument("name")
+    pw = usub.add_parser("password", help="set an account's password (its sessions end)")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
 
 def _cases(cases: argparse.ArgumentParser) -> None:
@@ -97,5 +117,26 @@ def _cases(cases: argparse.ArgumentParser) -> None:
     close = csub.add_parser("close", help="close the case")
     close.add_argument("ref")
     close.add_argument("--reason", default="")
-    for p in (docs, ext, resp, sk, close):
+    rep = csub.add_parser("reply", help="send the customer a reply from the case (threaded, [REF] in the subject)")
+    rep.add_argument("ref")
+    text = rep.add_mutually_exclusive_group(required=True)
+    text.add_argument("--message", help="the text")
+    text.add_argument("--message-stdin", action="store_true", help="read the text from standard input")
+    ident = csub.add_parser("identity", help="record the identity check of the documents")
+    ident.add_argument("ref")
+    check = ident.add_mutually_exclusive_group(required=True)
+    check.add_argument("--verified", metavar="DOCUMENT", help="the document that proved it, e.g. \"driver's licence\"")
+    check.add_argument("--insufficient", metavar="TEXT",
+                       help="what is missing: mailed to the customer; the case waits for new documents")
+    out = csub.add_parser("outcome", help="record what the written answer said")
+    out.add_argument("ref")
+    out.add_argument("--outcome", required=True, choices=[o.value for o in CaseOutcome])
+    out.add_argument("--reason", default="", help="the reason the customer was given (refused, partly_done)")
+    out.add_argument("--on", help="date (YYYY-MM-DD); default now")
+    handled = csub.add_parser("handled", help="the customer's message was read; no reply needed")
+    handled.add_argument("ref")
+    export = csub.add_parser("export", help="the case's evidence pack (zip)")
+    export.add_argument("ref")
+    export.add_argument("--out", required=True, metavar="FILE.zip")
+    for p in (docs, ext, resp, sk, close, rep, ident, out, handled, export):
         p.add_argument("--as", dest="actor", metavar="NAME", help="who does this, for the case history (default: the OS user)")

@@ -15,4 +15,4 @@ def handle(args: argparse.Namespace, _settings: None, _hooks: Any) -> int:
     except ImportError as exc:  # the embedded servers are an extra
         raise BotError(f"demo needs its embedded servers ({exc.name} is missing): "
                        "pip install 'privacy-mailbox-bot[demo]'") from None
-    return run_demo(Path(args.dir), exit_after=args.exit_after)
+    return run_demo(Path(args.dir), exit_after=args.exit_after, web_port=args.web_port)

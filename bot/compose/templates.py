@@ -45,7 +45,8 @@ from bot.core.wording import (
 from bot.settings import packaged
 
 # Messages the bot sends; `templates check` reports any that is missing.
-REQUIRED_TEMPLATES: tuple[str, ...] = ("ack_rights", "ack_opt_out", "ack_general", "reminder_documents")
+REQUIRED_TEMPLATES: tuple[str, ...] = ("ack_rights", "ack_opt_out", "ack_general", "reminder_documents",
+                                       "staff_reply")
 
 TEXT_SUFFIX = ".txt.j2"
 HTML_SUFFIX = ".html.j2"
@@ -73,6 +74,7 @@ class ReplyContext:
     response_days: int = 14
     timezone: str = "Asia/Tokyo"
     form_attached: bool = False  # set by bot.compose.message.build_reply from attach_form
+    message: str = ""  # a staff reply's text (staff_reply), shown as data only
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ def template_data(ctx: ReplyContext) -> dict[str, Any]:
         "response_days": ctx.response_days,
         "timezone": ctx.timezone,
         "form_attached": ctx.form_attached,
+        "message": staff_text(ctx.message),
         # derived
         "rights": rights,
         "rights_labels": [kind_label(k, lang) for k in rights],
@@ -248,7 +251,20 @@ def sample_context(language: str) -> ReplyContext:
         response_days=14,
         timezone="Asia/Tokyo",
         form_attached=True,
+        message=("ご連絡いただいたご住所宛てに、本日請求書を郵送いたしました。\n到着まで数日お待ちください。" if ja
+                 else "We posted the request form to the address you gave us today.\nIt should arrive in a few days."),
     )
+
+
+MAX_STAFF_TEXT = 20_000
+
+
+def staff_text(text: str) -> str:
+    """A staff reply's text as the template shows it: "\n" line ends, no trailing spaces, no control
+    characters but tabs, at most MAX_STAFF_TEXT characters."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")[:MAX_STAFF_TEXT]
+    text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
 
 
 def template_names(renderer: Renderer) -> list[str]:

@@ -86,3 +86,16 @@ def parse_when(text: str, zone: ZoneInfo) -> datetime:
     except ValueError:
         raise ValueError(f"not a date: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
     return value if value.tzinfo else value.replace(tzinfo=zone)
+
+
+def date_problem(on: datetime, *, opened_at: datetime, now: datetime, zone: ZoneInfo,
+                 allow_future: bool = False) -> str:
+    """Why a date staff gave for a step of the case cannot be right ("" when it can): after today, or
+    before the case was opened (compared as local days)."""
+    day = on.astimezone(zone).date()
+    if not allow_future and day > now.astimezone(zone).date():
+        return f"{day.isoformat()} is in the future"
+    opened = opened_at.astimezone(zone).date()
+    if day < opened:
+        return f"{day.isoformat()} is before the case was opened ({opened.isoformat()})"
+    return ""

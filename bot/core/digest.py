@@ -21,6 +21,8 @@ class Line:
     due: str
     days: int  # days waiting (awaiting documents) or days overdue / left, depending on the section
     flags: tuple[str, ...] = ()  # warnings for staff, e.g. dmarc_fail (the sender may be forged)
+    identity: str = ""  # "", verified, insufficient
+    outcome: str = ""  # "", done, partly_done, refused, no_data
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,13 @@ class Digest:
     due_soon: Section
     awaiting: Section
     needs_staff: Section
+    waiting: Section  # a customer's message joined the case and staff have not acted since
     new: Section
     responded: Section
     closed: Section
     quarantined: tuple[Quarantined, ...]
     counts: tuple[tuple[str, int], ...]
+    console_url: str = ""  # web.public_url: each line links to its case page
     corrected: int = 0  # cases opened in the last CORRECTION_DAYS whose kinds staff corrected
     opened_recently: int = 0  # cases opened in the last CORRECTION_DAYS
 
@@ -70,7 +74,8 @@ class Digest:
 
 CORRECTION_DAYS = 30  # the digest's correction rate looks back this far
 LINES_PER_SECTION = 50  # a digest is read by a person; `cases list` has the rest
-SECTIONS = ("overdue", "unacknowledged", "due_soon", "awaiting", "needs_staff", "new", "responded", "closed")
+SECTIONS = ("overdue", "unacknowledged", "due_soon", "awaiting", "needs_staff", "waiting", "new", "responded",
+            "closed")
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ def _zero(_case: CaseRecord) -> int:
     return 0
 
 
-def build_digest(facts: DigestFacts, *, as_of: datetime, since: datetime, zone: ZoneInfo) -> Digest:
+def build_digest(facts: DigestFacts, *, as_of: datetime, since: datetime, zone: ZoneInfo,
+                 console_url: str = "") -> Digest:
     def day(value: datetime | None) -> str:
         return value.astimezone(zone).strftime("%Y-%m-%d") if value else ""
 
@@ -99,13 +105,15 @@ def build_digest(facts: DigestFacts, *, as_of: datetime, since: datetime, zone: 
         "overdue": lambda c: (as_of - (c.due_at or as_of)).days + 1,
         "due_soon": lambda c: ((c.due_at or as_of) - as_of).days,
         "unacknowledged": waited, "awaiting": waited, "needs_staff": waited,
+        "waiting": lambda c: (as_of - (c.customer_waiting_since or as_of)).days,
     }
 
     def section(name: str) -> Section:
         chosen, total = facts.sections.get(name, ((), 0))
         count = days.get(name, _zero)
         return Section(tuple(Line(c.ref, tuple(k.value for k in c.kinds), c.status.value, c.requester,
-                                  day(c.opened_at), day(c.due_at), count(c), tuple(f.value for f in c.flags))
+                                  day(c.opened_at), day(c.due_at), count(c), tuple(f.value for f in c.flags),
+                                  c.identity.value if c.identity else "", c.outcome.value if c.outcome else "")
                              for c in chosen), total)
 
     counts: Counter[str] = Counter()
@@ -116,9 +124,11 @@ def build_digest(facts: DigestFacts, *, as_of: datetime, since: datetime, zone: 
         as_of=as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         since=since.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         overdue=section("overdue"), unacknowledged=section("unacknowledged"), due_soon=section("due_soon"),
-        awaiting=section("awaiting"), needs_staff=section("needs_staff"), new=section("new"),
+        awaiting=section("awaiting"), needs_staff=section("needs_staff"), waiting=section("waiting"),
+        new=section("new"),
         responded=section("responded"), closed=section("closed"),
         quarantined=tuple(Quarantined(m.uid, day(m.recorded_at), m.reason) for m in facts.quarantined),
         counts=tuple((k.value, counts[k.value]) for k in KIND_ORDER if counts[k.value]),
+        console_url=console_url.rstrip("/"),
         corrected=facts.corrections[0], opened_recently=facts.corrections[1],
     )

@@ -4,6 +4,10 @@ awaiting_documents -> in_progress (documents received) -> responded -> closed; n
 general questions and unsorted mail wait for staff; in_progress is also where opt-outs wait.
 Every status change, whoever causes it (the intake, the sweep, staff), is decided here; the shell
 persists the state and writes the notes to the case history.
+
+A customer's message that joins the case marks it `customer_waiting` until staff act on it in any
+way (a reply, any recorded step, or "handled" when nothing needs saying). Documents found
+insufficient send the case back to awaiting_documents: the response clock waits for new ones.
 """
 
 from __future__ import annotations
@@ -14,7 +18,17 @@ from zoneinfo import ZoneInfo
 
 from bot.core.clock import Calendar, due_at
 from bot.core.errors import TransitionError
-from bot.core.model import RIGHTS_KINDS, EventKind, Flag, Kind, Status, kinds_in_order
+from bot.core.model import (
+    OUTCOMES_WITH_REASON,
+    RIGHTS_KINDS,
+    CaseOutcome,
+    EventKind,
+    Flag,
+    Identity,
+    Kind,
+    Status,
+    kinds_in_order,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,13 @@ class CaseState:
     due_at: datetime | None = None
     responded_at: datetime | None = None
     closed_at: datetime | None = None
+    identity: Identity | None = None
+    identity_document: str = ""
+    outcome: CaseOutcome | None = None
+    outcome_reason: str = ""
+    outcome_at: datetime | None = None
+    customer_waiting_since: datetime | None = None
+    documents_requested_at: datetime | None = None  # the documents were asked for again (found insufficient)
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,7 @@ class CustomerWrote:
     reason: str
     from_requester: bool
     sender: str = ""
+    at: datetime | None = None  # when it was taken in: the customer waits for staff from then
 
 
 @dataclass(frozen=True)
@@ -104,7 +126,48 @@ class Close:
     reason: str = ""
 
 
-CaseEvent = Opened | CustomerWrote | Abandoned | KindsSet | DocsReceived | Extend | Responded | Close
+@dataclass(frozen=True)
+class IdentityVerified:
+    """Staff checked the documents: the requester is who they say (`document`: which one proved it)."""
+
+    document: str
+
+
+@dataclass(frozen=True)
+class DocumentsInsufficient:
+    """The documents do not prove who the requester is: the customer is asked again (by a reply from the
+    case) and the response clock waits for new documents; reminders and abandonment count from `on`."""
+
+    reason: str
+    on: datetime
+
+
+@dataclass(frozen=True)
+class OutcomeRecorded:
+    """What the written answer said, and when."""
+
+    outcome: CaseOutcome
+    reason: str
+    on: datetime
+
+
+@dataclass(frozen=True)
+class StaffReplied:
+    """Staff sent the customer a reply from the case (its line in the history is the queued mail's)."""
+
+
+@dataclass(frozen=True)
+class Handled:
+    """Staff read the customer's message; nothing needs saying."""
+
+
+CaseEvent = (Opened | CustomerWrote | Abandoned | KindsSet | DocsReceived | Extend | Responded | Close
+             | IdentityVerified | DocumentsInsufficient | OutcomeRecorded | StaffReplied | Handled)
+# Events by which staff act on a case: any of them means the customer is no longer waiting for us.
+STAFF_EVENTS = (KindsSet, DocsReceived, Extend, Responded, Close, IdentityVerified, DocumentsInsufficient,
+                OutcomeRecorded, StaffReplied, Handled)
+MAX_DOCUMENT = 80
+MAX_REASON = 1000
 
 
 def status_for(kinds: tuple[Kind, ...]) -> Status:
@@ -124,7 +187,14 @@ def with_flag(flags: tuple[Flag, ...], flag: Flag) -> tuple[Flag, ...]:
 def transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) -> tuple[CaseState, tuple[Note, ...]]:
     """The state after the event and the lines for the case history; TransitionError if not allowed.
 
-    `state` is None only for `Opened`."""
+    `state` is None only for `Opened`. Any staff event ends `customer_waiting`."""
+    new, notes = _transition(state, event, policy)
+    if isinstance(event, STAFF_EVENTS) and new.customer_waiting_since is not None:
+        new = replace(new, customer_waiting_since=None)
+    return new, notes
+
+
+def _transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) -> tuple[CaseState, tuple[Note, ...]]:
     zone = policy.zone
     if isinstance(event, Opened):
         if state is not None:
@@ -140,10 +210,17 @@ def transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) ->
     if isinstance(event, CustomerWrote):  # recorded on any case, closed ones too
         wrote = Note(EventKind.CUSTOMER_MESSAGE, f"{event.message_id} {event.reason}")
         if event.from_requester:
-            return state, (wrote,)
+            waiting = state.customer_waiting_since or event.at
+            return replace(state, customer_waiting_since=waiting), (wrote,)
         # anyone can quote a reference: staff must see that this came from someone else
         flagged = Note(EventKind.FLAGGED, f"{Flag.OTHER_SENDER.value}: {event.sender[:320]}")
         return replace(state, flags=with_flag(state.flags, Flag.OTHER_SENDER)), (wrote, flagged)
+    if isinstance(event, StaffReplied):  # a customer may write after the case was closed: staff can answer
+        return state, ()
+    if isinstance(event, Handled):
+        if state.customer_waiting_since is None:
+            raise TransitionError("no customer message is waiting on this case")
+        return state, (Note(EventKind.HANDLED, "the customer's message was read; no reply needed"),)
     if state.status is Status.CLOSED:
         raise TransitionError("the case is closed")
     match event:
@@ -167,7 +244,8 @@ def transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) ->
             if state.documents_received_at is not None:
                 raise TransitionError("documents were already recorded as received")
             due = due_at(on, policy.response_days, zone, policy.calendar)
-            new = replace(state, status=Status.IN_PROGRESS, documents_received_at=on, due_at=due)
+            new = replace(state, status=Status.IN_PROGRESS, documents_received_at=on, due_at=due, identity=None,
+                          identity_document="")
             line = f"documents received {on.astimezone(zone).date()}; answer due {due.astimezone(zone).date()}"
             return new, (Note(EventKind.DOCUMENTS_RECEIVED, line),)
         case Extend(days=days, reason=reason):
@@ -188,4 +266,34 @@ def transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) ->
         case Close(on=on, reason=reason):
             line = "closed" + (f": {reason}" if reason else "")
             return replace(state, status=Status.CLOSED, closed_at=on), (Note(EventKind.CLOSED, line),)
+        case IdentityVerified(document=document):
+            document = " ".join(document.split())[:MAX_DOCUMENT]
+            if not document:
+                raise TransitionError("say which document proved the identity")
+            if state.documents_received_at is None or state.status is not Status.IN_PROGRESS:
+                raise TransitionError("record the documents as received before checking the identity")
+            if state.identity is Identity.VERIFIED:
+                raise TransitionError("the identity was already verified")
+            new = replace(state, identity=Identity.VERIFIED, identity_document=document)
+            return new, (Note(EventKind.IDENTITY_VERIFIED, f"identity verified with: {document}"),)
+        case DocumentsInsufficient(reason=reason, on=on):
+            reason = reason.strip()[:MAX_REASON]
+            if not reason:
+                raise TransitionError("say what is missing from the documents")
+            if state.documents_received_at is None or state.status is not Status.IN_PROGRESS:
+                raise TransitionError("only documents recorded as received can be found insufficient")
+            if state.identity is Identity.VERIFIED:
+                raise TransitionError("the identity was already verified")
+            new = replace(state, status=Status.AWAITING_DOCUMENTS, documents_received_at=None, due_at=None,
+                          identity=Identity.INSUFFICIENT, identity_document="", documents_requested_at=on)
+            line = (f"documents insufficient: {reason}; the customer was asked again; "
+                    "the response clock waits for new documents")
+            return new, (Note(EventKind.DOCUMENTS_INSUFFICIENT, line),)
+        case OutcomeRecorded(outcome=outcome, reason=reason, on=on):
+            reason = reason.strip()[:MAX_REASON]
+            if outcome in OUTCOMES_WITH_REASON and not reason:
+                raise TransitionError(f"an outcome of {outcome.value} needs the reason the customer was given")
+            new = replace(state, outcome=outcome, outcome_reason=reason, outcome_at=on)
+            line = f"outcome {outcome.value}" + (f": {reason}" if reason else "")
+            return new, (Note(EventKind.OUTCOME_RECORDED, line),)
     raise TransitionError(f"unknown event {event!r}")

@@ -92,6 +92,30 @@ class EventKind(enum.StrEnum):
     SEND_FAILED = "send_failed"
     SEND_UNCERTAIN = "send_uncertain"
     PURGED = "purged"
+    IDENTITY_VERIFIED = "identity_verified"
+    DOCUMENTS_INSUFFICIENT = "documents_insufficient"
+    OUTCOME_RECORDED = "outcome_recorded"
+    HANDLED = "handled"  # staff read the customer's message; no reply needed
+
+
+class Identity(enum.StrEnum):
+    """The identity check of a rights request, once staff looked at the documents."""
+
+    VERIFIED = "verified"
+    INSUFFICIENT = "insufficient"  # the customer was asked for better documents; the clock waits
+
+
+class CaseOutcome(enum.StrEnum):
+    """What the written answer said (SPEC section 6)."""
+
+    DONE = "done"
+    PARTLY_DONE = "partly_done"
+    REFUSED = "refused"
+    NO_DATA = "no_data"
+
+
+# outcomes the customer must be given a reason for
+OUTCOMES_WITH_REASON: frozenset[CaseOutcome] = frozenset({CaseOutcome.PARTLY_DONE, CaseOutcome.REFUSED})
 
 
 class Delivery(enum.StrEnum):
@@ -277,6 +301,16 @@ class CaseRecord:
     closed_at: datetime | None = None
     requester_name: str = ""
     subject: str = ""
+    identity: Identity | None = None
+    identity_document: str = ""
+    outcome: CaseOutcome | None = None
+    outcome_reason: str = ""
+    outcome_at: datetime | None = None
+    customer_waiting_since: datetime | None = None  # a customer's message joined and staff have not acted since
+
+    @property
+    def customer_waiting(self) -> bool:
+        return self.customer_waiting_since is not None
 
     def overdue(self, now: datetime) -> bool:
         return self.due_at is not None and self.responded_at is None and self.closed_at is None and now > self.due_at

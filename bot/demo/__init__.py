@@ -2,11 +2,13 @@
 
 An embedded IMAP server (pymap) and SMTP server (aiosmtpd) on loopback, an SQLite file, a dozen
 sample inquiries; it prints what arrived, how it was sorted and what was sent, then keeps
-running so a person can send their own mail to the privacy address.
+running so a person can send their own mail to the privacy address. The staff console runs too,
+with a demo account printed at the start.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import threading
@@ -22,9 +24,13 @@ from bot.app.service import Bot
 from bot.demo.sample_mail import PRIVACY_ADDRESS, samples
 from bot.demo.servers import DemoServers
 from bot.settings import Settings
+from bot.staff import accounts
+from bot.web.server import Background
+
+DEMO_USER = "demo"
 
 
-def demo_settings(servers: DemoServers, directory: Path) -> Settings:
+def demo_settings(servers: DemoServers, directory: Path, web_port: int = 8080) -> Settings:
     return Settings.model_validate(dict(
         mailbox={"host": "127.0.0.1", "port": servers.imap_port, "security": "none", "username": servers.user,
                  "password": servers.password, "first_start": "all", "idle_renew_seconds": 300},
@@ -34,27 +40,71 @@ def demo_settings(servers: DemoServers, directory: Path) -> Settings:
         staff={"digest_recipients": ["dpo@demo.test"]},
         policy={"postal_address": "Privacy Office, Example K.K., 1-1 Marunouchi, Chiyoda-ku, Tokyo 100-0005",
                 "company_name": "Example K.K."},
+        web={"host": "127.0.0.1", "port": web_port or 8080, "secret_key": secrets.token_urlsafe(32), "language": "ja"},
     ))
 
 
-def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
+class Demo:
+    """The demo's parts, started together: servers with the samples waiting, the bot on a thread, the
+    console on another with an admin account `demo` (random password). For `demo` and scripts/screenshots.py."""
+
+    def __init__(self, directory: Path, *, web_port: int = 8080) -> None:
+        self.directory = directory
+        self.web_port = web_port
+        self.servers = DemoServers(privacy_address=PRIVACY_ADDRESS)
+        self.password = secrets.token_urlsafe(12)
+        self.raws = [s.raw for s in samples()]
+        self.bot: Bot | None = None
+        self.console: Background | None = None
+        self.worker: threading.Thread | None = None
+
+    def start(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.mkdir(parents=True)
+        self.servers.start()
+        for raw in self.raws:
+            self.servers.append(raw)
+        self.settings = demo_settings(self.servers, self.directory, self.web_port)
+        self.bot = Bot(self.settings)
+        accounts.add(self.bot.engine, DEMO_USER, "admin", self.password, now=self.bot.clock())
+        self.worker = threading.Thread(target=self.bot.run, name="bot", daemon=True)
+        self.worker.start()
+        try:
+            self.console = Background(self.settings, self.bot.engine, port=self.web_port)
+            self.console.start()
+        except RuntimeError:  # the port is taken: any free one
+            self.console = Background(self.settings, self.bot.engine, port=0)
+            self.console.start()
+
+    @property
+    def url(self) -> str:
+        assert self.console is not None
+        return self.console.url
+
+    def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()
+        if self.bot is not None:
+            self.bot.stop()
+            if self.worker is not None:
+                self.worker.join(timeout=10)
+            self.bot.close()
+        self.servers.stop()
+
+
+def run_demo(directory: Path, *, exit_after: float = 0.0, web_port: int = 8080) -> int:
     console = Console(soft_wrap=True)
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    servers = DemoServers(privacy_address=PRIVACY_ADDRESS)
-    servers.start()
+    demo = Demo(directory, web_port=web_port)
     try:
-        settings = demo_settings(servers, directory)
-        raws = [s.raw for s in samples()]
-        for raw in raws:
-            servers.append(raw)
+        demo.start()
+        assert demo.bot is not None
+        raws = demo.raws
         console.rule("[bold]Privacy mailbox bot: demo")
-        console.print(f"IMAP 127.0.0.1:{servers.imap_port}  SMTP 127.0.0.1:{servers.smtp_port}  "
+        console.print(f"IMAP 127.0.0.1:{demo.servers.imap_port}  SMTP 127.0.0.1:{demo.servers.smtp_port}  "
                       f"database {directory / 'demo.db'}")
+        console.print(f"Staff console: [bold]{demo.url}/[/]  sign in as [bold]{DEMO_USER}[/] with password "
+                      f"[bold]{demo.password}[/] (admin; ?lang=en for English)", highlight=False)
         console.print(f"{len(raws)} sample inquiries placed in the mailbox of {PRIVACY_ADDRESS}\n")
-        bot = Bot(settings)
-        worker = threading.Thread(target=bot.run, name="bot", daemon=True)
-        worker.start()
         stop = threading.Event()
 
         def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -62,7 +112,7 @@ def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        shown = _Reporter(console, bot)
+        shown = _Reporter(console, demo.bot)
         deadline = time.monotonic() + 60
         while shown.count < len(raws) and time.monotonic() < deadline and not stop.is_set():
             shown.show_new()
@@ -70,24 +120,23 @@ def run_demo(directory: Path, *, exit_after: float = 0.0) -> int:
         time.sleep(1.0)
         shown.show_new()
         console.rule()
+        port = demo.servers.smtp_port
         console.print(
-            f"Now send your own mail to [bold]{PRIVACY_ADDRESS}[/] through SMTP 127.0.0.1:{servers.smtp_port}, e.g.\n"
+            f"Now send your own mail to [bold]{PRIVACY_ADDRESS}[/] through SMTP 127.0.0.1:{port}, e.g.\n"
             f"  python3 -c \"import smtplib; from email.message import EmailMessage as M; m=M(); "
             f"m['From']='you@example.com'; m['To']='{PRIVACY_ADDRESS}'; m['Subject']='個人情報の開示'; "
             f"m.set_content('私の個人情報を開示してください。'); "
-            f"smtplib.SMTP('127.0.0.1', {servers.smtp_port}).send_message(m)\"\n"
+            f"smtplib.SMTP('127.0.0.1', {port}).send_message(m)\"\n"
+            f"The staff console: {demo.url}/ (user {DEMO_USER}, password {demo.password}).\n"
             "Ctrl-C stops the demo.", markup=True, highlight=False)
         started = time.monotonic()
         while not stop.is_set() and (exit_after <= 0 or time.monotonic() - started < exit_after):
             shown.show_new()
             time.sleep(0.3)
-        bot.stop()
-        worker.join(timeout=10)
-        bot.close()
         shown.show_new()
         return 0
     finally:
-        servers.stop()
+        demo.stop()
 
 
 class _Reporter:

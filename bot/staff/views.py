@@ -28,6 +28,13 @@ def case_json(case: CaseRecord, now: datetime, zone: ZoneInfo) -> dict[str, Any]
         "closed_at": _iso(case.closed_at, zone),
         "overdue": case.overdue(now),
         "flags": [f.value for f in case.flags],
+        "customer_waiting": case.customer_waiting,
+        "customer_waiting_since": _iso(case.customer_waiting_since, zone),
+        "identity": case.identity.value if case.identity else None,
+        "identity_document": case.identity_document or None,
+        "outcome": case.outcome.value if case.outcome else None,
+        "outcome_reason": case.outcome_reason or None,
+        "outcome_at": _iso(case.outcome_at, zone),
     }
 
 

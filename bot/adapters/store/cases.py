@@ -21,9 +21,11 @@ from bot.core.lifecycle import CaseState, Note
 from bot.core.model import (
     OPEN_STATUSES,
     Action,
+    CaseOutcome,
     CaseRecord,
     Delivery,
     Flag,
+    Identity,
     Kind,
     QuarantinedMail,
     Status,
@@ -33,7 +35,8 @@ _CASES_TABLE: Any = CaseRow.__table__  # type: ignore[attr-defined]
 _C = _CASES_TABLE.c  # plain Core columns: rows, not ORM objects
 _O = OutboxRow.__table__.c  # type: ignore[attr-defined]
 _RECORD_COLUMNS = (_C.ref, _C.status, _C.kinds, _C.requester, _C.language, _C.flags, _C.opened_at,
-                   _C.documents_received_at, _C.due_at, _C.responded_at, _C.closed_at)
+                   _C.documents_received_at, _C.due_at, _C.responded_at, _C.closed_at, _C.identity,
+                   _C.identity_document, _C.outcome, _C.outcome_reason, _C.outcome_at, _C.customer_waiting_since)
 FINISHED = (Status.CLOSED.value, Status.RESPONDED.value)
 
 
@@ -62,14 +65,21 @@ def record_of(row: Any) -> CaseRecord:
         language=row.language, flags=parse_flags(row.flags), opened_at=row.opened_at,
         documents_received_at=row.documents_received_at, due_at=row.due_at, responded_at=row.responded_at,
         closed_at=row.closed_at, requester_name=getattr(row, "requester_name", ""),
-        subject=getattr(row, "subject", ""),
+        subject=getattr(row, "subject", ""), identity=Identity(row.identity) if row.identity else None,
+        identity_document=row.identity_document, outcome=CaseOutcome(row.outcome) if row.outcome else None,
+        outcome_reason=row.outcome_reason, outcome_at=row.outcome_at, customer_waiting_since=row.customer_waiting_since,
     )
 
 
 def state_of(row: CaseRow) -> CaseState:
     return CaseState(status=Status(row.status), kinds=parse_kinds(row.kinds), flags=parse_flags(row.flags),
                      documents_received_at=row.documents_received_at, due_at=row.due_at,
-                     responded_at=row.responded_at, closed_at=row.closed_at)
+                     responded_at=row.responded_at, closed_at=row.closed_at,
+                     identity=Identity(row.identity) if row.identity else None,
+                     identity_document=row.identity_document,
+                     outcome=CaseOutcome(row.outcome) if row.outcome else None, outcome_reason=row.outcome_reason,
+                     outcome_at=row.outcome_at, customer_waiting_since=row.customer_waiting_since,
+                     documents_requested_at=row.documents_requested_at)
 
 
 def save_state(session: Session, row: CaseRow, state: CaseState, notes: Sequence[Note], now: datetime,
@@ -82,6 +92,13 @@ def save_state(session: Session, row: CaseRow, state: CaseState, notes: Sequence
     row.due_at = state.due_at
     row.responded_at = state.responded_at
     row.closed_at = state.closed_at
+    row.identity = state.identity.value if state.identity else ""
+    row.identity_document = state.identity_document
+    row.outcome = state.outcome.value if state.outcome else ""
+    row.outcome_reason = state.outcome_reason
+    row.outcome_at = state.outcome_at
+    row.customer_waiting_since = state.customer_waiting_since
+    row.documents_requested_at = state.documents_requested_at
     row.updated_at = now
     session.add(row)
     session.flush()
@@ -211,6 +228,7 @@ def digest_facts(engine: Engine, *, as_of: datetime, since: datetime, ack_target
         "due_soon": (and_(open_, c.due_at >= as_of, c.due_at <= as_of + DUE_SOON), (c.due_at, c.id)),
         "awaiting": (c.status == Status.AWAITING_DOCUMENTS.value, (c.opened_at, c.id)),
         "needs_staff": (c.status == Status.NEEDS_STAFF.value, (c.id,)),
+        "waiting": (c.customer_waiting_since.is_not(None), (c.customer_waiting_since, c.id)),
         "new": (and_(c.opened_at >= since, c.opened_at < as_of), (c.id,)),
         "responded": (and_(c.responded_at >= since, c.responded_at < as_of), (c.id,)),
         "closed": (and_(c.closed_at >= since, c.closed_at < as_of), (c.id,)),
@@ -253,11 +271,13 @@ def followup_candidates(engine: Engine, policy: FollowupPolicy, now: datetime, l
     maybe = or_(and_(c.status == Status.AWAITING_DOCUMENTS.value, c.opened_at <= first_step),
                 and_(c.status.in_(open_statuses), c.due_at <= now + policy.warn_before))
     with engine.connect() as conn:
-        cases = conn.execute(columns(c.id, c.ref, c.status, c.opened_at, c.due_at).where(maybe)).all()
+        cases = conn.execute(columns(c.id, c.ref, c.status, c.opened_at, c.due_at, c.documents_requested_at)
+                             .where(maybe)).all()
         purposes = conn.execute(columns(_O.case_id, _O.purpose).where(
             _O.case_id.in_(columns(c.id).where(maybe)))).all()
     done: dict[int, set[str]] = {}
     for case_id, purpose in purposes:
         done.setdefault(case_id, set()).add(purpose)
-    return [CaseView(r.ref, Status(r.status), r.opened_at, frozenset(done.get(r.id, ())), r.due_at, local_day)
-            for r in cases]
+    # documents asked for again (found insufficient): reminders and abandonment count from then
+    return [CaseView(r.ref, Status(r.status), r.documents_requested_at or r.opened_at, frozenset(done.get(r.id, ())),
+                     r.due_at, local_day) for r in cases]

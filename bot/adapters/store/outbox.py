@@ -48,6 +48,7 @@ class Queued:
     message: CaseMessage | None = None  # recorded among the case's messages
     note: tuple[EventKind, str] | None = None  # written to the case history
     actor: str = "bot"
+    template: str = ""  # name.lang@version of the template it was written from
 
 
 def enqueue(session: Session, mail: Queued, now: datetime, *, from_addr: str) -> None:
@@ -55,7 +56,7 @@ def enqueue(session: Session, mail: Queued, now: datetime, *, from_addr: str) ->
     line, in the caller's transaction. The Message-ID is unique: queuing one twice fails at flush."""
     session.add(OutboxRow(case_id=mail.case_id, purpose=mail.purpose, message_id=mail.message_id,
                           to_addr=mail.to_addr, automatic=mail.automatic, raw=mail.raw, next_attempt_at=now,
-                          created_at=now))
+                          created_at=now, template=mail.template[:120]))
     if mail.case_id is not None and mail.message is not None:
         m = mail.message
         session.add(MessageRow(case_id=mail.case_id, direction="out", message_id=mail.message_id,

@@ -26,6 +26,7 @@ def purge(engine: Engine, *, now: datetime, retention_days: int, dry_run: bool) 
             return [c.ref for c in cases]
         for case in cases:
             case.requester, case.requester_name, case.subject = ERASED, "", ""
+            case.outcome_reason = ""  # may quote the customer's data
             case.updated_at = now
             session.add(case)
             for m in session.exec(select(MessageRow).where(MessageRow.case_id == case.id)).all():

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -43,6 +43,10 @@ def _when(**kw: Any) -> Any:
 
 class CaseRow(SQLModel, table=True):
     __tablename__ = "cases"
+    # the console's queue at 100,000 cases: open cases by due date, waiting ones by age, opt-outs to carry out
+    __table_args__ = (Index("ix_cases_status_due_at", "status", "due_at"),
+                      Index("ix_cases_status_opened_at", "status", "opened_at"),
+                      Index("ix_cases_status_documents", "status", "documents_received_at"))
     id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(unique=True, index=True, max_length=40)
     status: str = Field(index=True, max_length=32)
@@ -58,6 +62,14 @@ class CaseRow(SQLModel, table=True):
     responded_at: datetime | None = _when(default=None, index=True)
     closed_at: datetime | None = _when(default=None, index=True)
     updated_at: datetime = _when()
+    identity: str = Field(default="", max_length=16)  # "" | verified | insufficient
+    identity_document: str = Field(default="", max_length=80)  # which document proved it
+    outcome: str = Field(default="", max_length=16)  # "" | done | partly_done | refused | no_data
+    outcome_reason: str = ""  # the reason the customer was given (refused, partly_done)
+    outcome_at: datetime | None = _when(default=None)
+    # a customer's message joined the case and staff have not acted since (queue, digest)
+    customer_waiting_since: datetime | None = _when(default=None, index=True)
+    documents_requested_at: datetime | None = _when(default=None)  # asked again for documents (insufficient)
 
 
 class MessageRow(SQLModel, table=True):
@@ -143,6 +155,7 @@ class OutboxRow(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime = _when(index=True)
     sent_at: datetime | None = _when(default=None)
+    template: str = Field(default="", max_length=120)  # name.lang@version of the template it was written from
 
 
 class CounterRow(SQLModel, table=True):
@@ -151,6 +164,21 @@ class CounterRow(SQLModel, table=True):
     value: int = 0
 
 
+class AccountRow(SQLModel, table=True):
+    """A staff console account (SPEC section 6). Passwords are stored as Argon2id hashes only."""
+
+    __tablename__ = "accounts"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=64)
+    role: str = Field(max_length=16)  # viewer | staff | admin
+    password_hash: str = Field(max_length=200)
+    disabled: bool = False
+    failed_logins: int = 0  # since the last successful sign-in
+    locked_until: datetime | None = _when(default=None)
+    session_epoch: int = 0  # raised by a password change or disabling: older sessions stop working
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    last_login_at: datetime | None = _when(default=None)
 class CorrectionRow(SQLModel, table=True):
     """Staff set the kinds of a case (`cases set-kinds`): a labelled example for the sorter.
 
