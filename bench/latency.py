@@ -189,6 +189,10 @@ def run(ctx: Context) -> list[Row]:
         t = targets.get(p)
         rows.append(Row(SECTION, f"bot adds (reply - bare IDLE) p{p}", v, "ms",
                         f"< {t:.0f} ms" if t else "", (v is not None and v < t) if t else None))
+    slowest = sorted(((d, k) for k, d in enumerate(diff_ms, 1)), reverse=True)[:5]
+    rows.append(Row(SECTION, "bot adds, the slowest five (mail number: ms)",
+                    ", ".join(f"#{k}: {d:,.0f}" for d, k in slowest) or "-", "",
+                    note="what the bot adds over the bare listener for the same mail"))
     rows.append(Row(SECTION, "  APPEND -> bot logs the mail taken in, p50 / p99",
                     _pair(percentile(to_log, 50), percentile(to_log, 99)), "ms", note="stderr line read by the bench"))
     rows.append(Row(SECTION, "  taken in -> reply at sink, p50 / p99",
