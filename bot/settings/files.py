@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.core.classify.rules import Rules, rules_from_data
-from bot.core.classify.scorer import Model, model_from_data
 from bot.core.errors import ConfigError
 from bot.settings.toml import read_toml
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the sorter is imported only by the commands that sort (staff commands start faster)
+    from bot.core.classify.rules import Rules
+    from bot.core.classify.scorer import Model
     from bot.settings import Settings
 
 
@@ -34,6 +34,8 @@ def rules_path(settings: Settings | None) -> Path:
 
 def load_rules(path: Path) -> Rules:
     """The rule file, read and checked; any problem is a ConfigError naming the file and the rule."""
+    from bot.core.classify.rules import rules_from_data
+
     return rules_from_data(read_toml(path, "rule file", "config key paths.rules"), source=str(path))
 
 
@@ -45,6 +47,8 @@ def default_model_path() -> Path:
 def load_model(path: Path) -> Model:
     """The sorter's model file, read and checked; any problem is a ConfigError naming the file."""
     import json
+
+    from bot.core.classify.scorer import model_from_data
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
