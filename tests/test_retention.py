@@ -100,7 +100,6 @@ def _build(tmp_path: Path, db_url: str, smtp_port: int) -> World:
                          reason="internal error while taking in: ValueError: quar.person@example.com QUAR-SUBJ",
                          from_addr="quar.person@example.com", subject="QUAR-SUBJ", mailbox_uid=7))
         s.add(LedgerRow(mailbox=BOX, uidvalidity=1, uid=7, outcome="quarantined", processed_at=NOW))
-    policy = settings.case_policy
     with transaction(engine) as s:  # a staff correction keeping the inquiry's words (`cases set-kinds`)
         case_id = s.exec(select(CaseRow.id).where(CaseRow.ref == first.ref)).scalar_one()  # type: ignore[call-overload]
         s.add(CorrectionRow(case_id=case_id, at=NOW, actor="staff1", kinds_before="access", kinds_after="deletion",
@@ -194,6 +193,19 @@ def test_no_personal_data_in_the_sqlite_files_after_a_purge(tmp_path: Path, smtp
     w = _build(tmp_path, f"sqlite:///{db}", smtp_sink.port)
     _send_all(w, smtp_sink)
     _close_all(w)
+    with transaction(w.engine) as s:  # a year of ignored mail: enough pages for the b-trees to split and merge
+        s.add_all(MessageRow(direction="in", message_id=f"<ooo-{i}@example.org>", recorded_at=NOW, action="ignored",
+                             from_addr=f"bounce.person@example.org.{i}", subject=f"Out of office IGN-SUBJ {i}",
+                             reason="auto-replied") for i in range(3000))
+    import sqlite3
+
+    old = sqlite3.connect(db, isolation_level=None)  # an earlier release erased without secure_delete, as SQLite's
+    try:                                           # default is in many builds: the text stayed in free space
+        old.execute("PRAGMA secure_delete=OFF")
+        old.execute("UPDATE messages SET subject = '', from_addr = '' WHERE action = 'ignored'")
+        old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        old.close()
     reader = make_engine(f"sqlite:///{db}")  # another process's pool: idle connections, no transaction
     try:
         with reader.connect() as conn:
