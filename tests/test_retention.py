@@ -174,6 +174,8 @@ def test_purge_leaves_no_personal_data_in_any_table(world: World) -> None:
         ids = list(s.exec(select(MessageRow.message_id)).scalars())  # type: ignore[call-overload]
         assert ids and all(i.startswith("sha256:") for i in ids)
         assert message_key("<alice-1@customer.test>") in ids
+        # nothing can read the erased mail back from the mailbox (the console, an evidence pack)
+        assert all(u is None for u in s.exec(select(MessageRow.mailbox_uid)).scalars())  # type: ignore[call-overload]
         assert all(r.raw == b"" for r in s.exec(select(OutboxRow)).scalars())  # type: ignore[call-overload]
         assert sum(e.kind == "purged" for e in s.exec(select(EventRow)).scalars()) == len(report.refs)  # type: ignore[call-overload]
     again = purge(engine, now=LATER, retention_days=365, dry_run=False)

@@ -35,7 +35,8 @@ DONE = [Delivery.SENT.value, Delivery.FAILED.value, Delivery.UNCERTAIN.value]  #
 TABLES = {
     "cases": "closed past retention: requester, name, subject, outcome reason, identity document erased",
     "messages": "of those cases, and mail with no case recorded before the cutoff (ignored, duplicate, "
-                "quarantined): addresses, subject, body, reason, attachments, defects erased; Message-ID hashed",
+                "quarantined): addresses, subject, body, reason, attachments, defects erased; Message-ID hashed; "
+                "the UID that would let the console or an evidence pack read the mail back dropped",
     "events": "of those cases: details erased (kind, actor and time stay)",
     "outbox": "of those cases, and staff mail (digests, notices) queued before the cutoff: recipient, bytes, "
               "last error erased; Message-ID hashed",
@@ -110,7 +111,7 @@ def purge(engine: Engine, *, now: datetime, retention_days: int, dry_run: bool) 
             c.identity_document != "")).values(requester=ERASED, requester_name="", subject="", outcome_reason="",
                                                identity_document="", updated_at=now))
         n_messages = _rehash(conn, _MESSAGES, messages_where, from_addr="", to_addr="", subject="", body=None,
-                             attachments="", in_reply_to="", reason="", defects="")
+                             attachments="", in_reply_to="", reason="", defects="", mailbox_uid=None)
         n_outbox = _rehash(conn, _OUTBOX, outbox_where, to_addr=ERASED, raw=b"", last_error="")
         conn.execute(update(_EVENTS).where(events_where).values(detail=""))
         conn.execute(update(_CORRECTIONS).where(k.case_id.in_(old_cases), or_(k.text.is_not(None), k.actor != ""))
