@@ -176,7 +176,7 @@ SABOTAGES = (
              "bot/core/classify/suppress.py", "    if returned:", "    if False:",
              ("tests/test_sorting_shell.py", "-k", "never_reply_mail_is_suppressed")),
     Sabotage("corrections-purge", "11 privacy: the retention purge erases the text of staff corrections",
-             "bot/adapters/store/retention.py", 'c.text, c.actor = None, ""', "pass",
+             "bot/adapters/store/retention.py", '.values(text=None, actor=""))', '.values(actor=""))',
              ("tests/test_sorting_shell.py", "-k", "unsure_mail and sqlite")),
     Sabotage("migration-missing", "12 upgrades: a table change without a migration is caught",
              "bot/adapters/store/tables.py", '    flags: str = ""  # comma-separated warnings for staff, e.g. dmarc_fail\n',
