@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bot.adapters.store.engine import make_engine, transaction
+from bot.adapters.store.engine import make_engine, transaction, trouble
 from bot.adapters.store.tables import OutboxRow
 from bot.cli import MaskingFormatter
 from tests.botrun import bot, bot_process, wait_for_line, wait_health, with_health, write_config
@@ -78,14 +78,16 @@ def test_database_failing_mid_write_logs_no_address_subject_or_body(tmp_path: Pa
     assert "[SQL" not in output and "parameters" not in output
 
 
-def test_engine_errors_never_carry_sql_parameters(tmp_path: Path) -> None:
+def test_engine_errors_never_carry_sql_parameters(db_url: str) -> None:
+    """Neither the error's text (hide_parameters) nor what the bot logs of it (`trouble`: no statement, no
+    PostgreSQL DETAIL, which quotes the row: "Key (message_id)=(<leak-id@x>) already exists")."""
     from datetime import UTC, datetime
 
-    engine = make_engine(f"sqlite:///{tmp_path}/bot.db")
+    engine = make_engine(db_url)
     now = datetime.now(UTC)
 
     def row() -> OutboxRow:
-        return OutboxRow(purpose="ack", message_id="<same@x>", to_addr=SENDER, raw=b"x", next_attempt_at=now,
+        return OutboxRow(purpose="ack", message_id="<leak-id@x>", to_addr=SENDER, raw=b"x", next_attempt_at=now,
                          created_at=now)
 
     with transaction(engine) as s:
@@ -94,6 +96,22 @@ def test_engine_errors_never_carry_sql_parameters(tmp_path: Path) -> None:
         s.add(row())
     engine.dispose()
     assert SENDER not in str(caught.value) and "hidden" in str(caught.value)
+    logged = trouble(caught.value)
+    assert "leak-id" not in logged and SENDER not in logged and "INSERT" not in logged
+    assert "IntegrityError" in logged or "UniqueViolation" in logged
+
+
+@pytest.mark.parametrize(("message", "shown"), [
+    ('duplicate key value violates unique constraint "outbox_message_id_key"',
+     'UniqueViolation: duplicate key value violates unique constraint "outbox_message_id_key"'),
+    ('invalid input syntax for type integer: "a leak@example.com"', 'UniqueViolation: invalid input syntax for type integer: "…"'),
+    ("database is locked\n[SQL: INSERT ...]", "UniqueViolation: database is locked"),
+])
+def test_trouble_keeps_names_and_drops_values(message: str, shown: str) -> None:
+    class UniqueViolation(Exception):
+        pass
+
+    assert trouble(UniqueViolation(message)) == shown
 
 
 def test_smtp_refusal_quoting_the_recipient_is_not_logged(tmp_path: Path, mailbox: Any, smtp_sink: Any) -> None:

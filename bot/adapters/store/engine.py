@@ -13,6 +13,7 @@ start) gets the schema made by the migrations; one at an older schema is refused
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,4 +119,8 @@ def trouble(exc: BaseException) -> str:
     diag = getattr(orig, "diag", None)
     primary = getattr(diag, "message_primary", None) if diag is not None else None
     reason = primary if primary is not None else ("" if diag is not None else str(orig).split("\n", 1)[0])
-    return f"{type(orig).__name__}: {reason[:200]}" if reason else type(orig).__name__
+    reason = _QUOTED_VALUE.sub('"…"', reason)[:200]  # names of tables and constraints stay, quoted values go
+    return f"{type(orig).__name__}: {reason}" if reason else type(orig).__name__
+
+
+_QUOTED_VALUE = re.compile(r'"(?![A-Za-z_][\w.$]*")[^"]*"')
