@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.adapters.imap import NETWORK_ERRORS, Mailbox
 from bot.adapters.mailbox_retention import MailboxRetention, expire_mail
 from bot.adapters.oauth2 import TokenSource
+from bot.adapters.store.engine import trouble
 from bot.adapters.store.retention import PurgeReport, Wiped, processed_uids, purge, wipe
 from bot.core.errors import MailboxError
 from bot.settings import Settings
@@ -46,14 +47,15 @@ def daily_retention(settings: Settings, engine: Engine, clock: Callable[[], date
             if wiped is not None and not wiped.done:
                 log.warning("retention: %s", wiped.detail)
         except DBAPIError as exc:
-            log.warning("retention purge skipped: database trouble (%s)", type(exc).__name__)
+            log.warning("retention purge skipped: database trouble (%s)", trouble(exc))
     if settings.mailbox.retention_days > 0:
         try:
             uidvalidity, uids = processed_uids(engine, Mailbox(settings.mailbox).name)
             expired = expire_mail(settings.mailbox, now, uids, uidvalidity=uidvalidity, tokens=tokens)
             log.info("retention: %s processed mail(s) older than %s days %s", expired.moved + expired.deleted,
                      settings.mailbox.retention_days,
-                     f"moved to {settings.mailbox.retention_folder}" if expired.moved else "deleted")
+                     "deleted" if settings.mailbox.retention_action == "delete"
+                     else f"moved to {settings.mailbox.retention_folder}")
         except MAILBOX_TROUBLE as exc:
             log.warning("mailbox retention skipped: %s", type(exc).__name__)
     return RetentionRun(purged, wiped, expired)
