@@ -100,10 +100,9 @@ class MaskingFormatter(logging.Formatter):
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(MaskingFormatter(handler.formatter._fmt if handler.formatter else None))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])  # (a no-op when the embedding program has set up logging)
     # (msal, google.auth and urllib3 would log token requests at DEBUG; tokens never go to the log)
     for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib", "msal", "google", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
