@@ -140,6 +140,7 @@ def test_purge_erases_personal_data_of_old_closed_cases(tmp_path: Path) -> None:
         assert s.exec(select(CaseRow).where(CaseRow.ref == "PRV-2026-00001")).one().requester == "person1@example.com"
     r = run("purge")
     assert r.returncode == 0 and "erased personal data of 1" in r.stdout
+    assert "freed space wiped: SQLite: WAL checkpointed and truncated, VACUUM done" in r.stdout, r.stdout
     with Session(engine) as s:
         rows = {c.ref: c for c in s.exec(select(CaseRow)).all()}
         assert rows["PRV-2026-00001"].requester == "(erased)" and rows["PRV-2026-00001"].kinds == "deletion"

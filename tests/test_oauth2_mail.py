@@ -248,7 +248,7 @@ def test_expired_tokens_are_renewed_for_smtp_and_imap(tmp_path: Path, oauth_mail
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            assert wait_for_line(log, "watching bot@", 20), log.read_text()
+            assert wait_for_line(log, "watching INBOX", 20), log.read_text()
             oauth_mailbox.append([_inquiry("exp1")])
             assert _wait_reply(oauth_sink, "exp1", 15), log.read_text()[-3000:]
             oauth.expire_all()  # the IDLE session goes on; the next SMTP sign-in is refused, then renewed
@@ -277,7 +277,7 @@ def test_idle_ended_by_bye_access_token_expired_reconnects_with_a_new_token(
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            assert wait_for_line(log, "watching bot@", 20), log.read_text()
+            assert wait_for_line(log, "watching INBOX", 20), log.read_text()
             oauth_mailbox.append([_inquiry("bye1")])
             assert _wait_reply(oauth_sink, "bye1", 15), log.read_text()[-3000:]
             assert wait_for_line(log, "outbox sent=1", 5)
@@ -289,7 +289,7 @@ def test_idle_ended_by_bye_access_token_expired_reconnects_with_a_new_token(
         finally:
             _stop(proc)
     text = log.read_text()
-    assert "AccessTokenExpired" in text and text.count("watching bot@") >= 2, text[-3000:]
+    assert "AccessTokenExpired" in text and text.count("watching INBOX") >= 2, text[-3000:]
     assert "refused" not in text  # the BYE dropped the token: the reconnect fetched a new one at once
     assert oauth.grants["client_credentials"] == 2
     assert _replied(oauth_sink, "bye1") == 1 and _replied(oauth_sink, "bye2") == 1

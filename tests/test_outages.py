@@ -107,7 +107,7 @@ def test_connection_reset_during_idle_is_noticed_and_nothing_is_missed(tmp_path:
             proc.communicate(timeout=30)
     text = log.read_text()
     assert took is not None, text[-3000:]
-    assert "connection trouble" in text and text.count("watching bot@") >= 2
+    assert "connection trouble" in text and text.count("watching INBOX") >= 2
     assert _replies_to(smtp_sink, "after-reset") == 1
 
 

@@ -164,7 +164,7 @@ def test_unsure_mail_goes_to_staff_and_the_correction_is_kept(tmp_path: Path, db
         case = session.exec(select(CaseRow)).one()
         case.status, case.closed_at = "closed", NOW - timedelta(days=60)
         session.add(case)
-    assert purge(engine, now=NOW, retention_days=30, dry_run=False) == [outcome.ref]
+    assert purge(engine, now=NOW, retention_days=30, dry_run=False).refs == [outcome.ref]
     with Session(engine) as s:
         [row] = s.exec(select(CorrectionRow)).all()
         assert (row.text, row.actor, row.kinds_after) == (None, "", "deletion")

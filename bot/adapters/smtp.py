@@ -151,8 +151,7 @@ class Mailer:
                 return
             self.tokens.invalidate(token)
             if attempt == 1:
-                log.warning("SMTP AUTH XOAUTH2 as %s refused (%s %s); renewing the token once", user, reply.code,
-                            " ".join(reply.message.split())[:200])
+                log.warning("SMTP AUTH XOAUTH2 as %s refused (%s); renewing the token once", user, reply.code)
                 continue
             raise SignInRefused(reply.code, f"AUTH XOAUTH2 refused with a renewed token: {reply.message}")
 

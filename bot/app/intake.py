@@ -78,7 +78,7 @@ class Intake:
             raise
         except Exception as exc:  # a bug or an input we did not foresee: contain it, keep the mail, send nothing
             reason = f"internal error while taking in: {type(exc).__name__}: {str(exc)[:200]}"
-            log.exception("uid=%s quarantined after an internal error", fetched.uid)
+            log.error("uid=%s quarantined after an internal error (%s)", fetched.uid, type(exc).__name__)
             with transaction(self.engine) as session:
                 row = MessageRow(direction="in", message_id=f"<uid-{uidvalidity}-{fetched.uid}@quarantine>",
                                  recorded_at=now, action=Action.QUARANTINED.value, reason=reason,

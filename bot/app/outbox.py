@@ -76,6 +76,14 @@ def recover(engine: Engine, worker: Presence, now: datetime) -> int:
     return sum(store.release(engine, now, f"worker {holder} stopped", holder=holder) for holder in dead)
 
 
+def brief(error: str) -> str:
+    """A send error as the log shows it: the SMTP reply code or the exception class, never the server's
+    words (a refusal quotes the recipient: "550 5.1.1 <x@example.com>: unknown user"). The whole text
+    stays on the outbox row for staff."""
+    head = error.split(maxsplit=1)[0] if error.strip() else "unknown"
+    return head if head.isdigit() else head.split(":", 1)[0][:80]
+
+
 Decide = Callable[[OutboxRow], tuple[Delivery, str, EventKind | None, str]]
 
 
@@ -86,14 +94,14 @@ def _decision(result: SendResult, now: datetime, max_attempts: int, base: float)
             log.info("sent outbox=%s purpose=%s case=%s", row.id, row.purpose, row.case_id)
             return Delivery.SENT, "", EventKind.SENT, f"{row.purpose} {row.message_id}"
         if result.outcome is SendOutcome.UNCERTAIN:
-            log.warning("send uncertain outbox=%s case=%s: %s", row.id, row.case_id, result.error)
+            log.warning("send uncertain outbox=%s case=%s: %s", row.id, row.case_id, brief(result.error))
             return (Delivery.UNCERTAIN, result.error, EventKind.SEND_UNCERTAIN,
                     f"{row.purpose} {row.message_id}: no answer after the message was handed over "
                     f"({result.error}); not sent again, check delivery")
         if result.outcome is SendOutcome.FAILED or row.attempts >= max_attempts:
-            log.error("send failed for good outbox=%s case=%s: %s", row.id, row.case_id, result.error)
+            log.error("send failed for good outbox=%s case=%s: %s", row.id, row.case_id, brief(result.error))
             return Delivery.FAILED, result.error, EventKind.SEND_FAILED, f"{row.purpose}: {result.error}"
         row.next_attempt_at = now + backoff(row.attempts, base)
-        log.warning("send will be retried outbox=%s attempt=%s: %s", row.id, row.attempts, result.error)
+        log.warning("send will be retried outbox=%s attempt=%s: %s", row.id, row.attempts, brief(result.error))
         return Delivery.PENDING, result.error, None, ""
     return decide

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
@@ -22,7 +23,7 @@ from bot.adapters.locks import Presence
 from bot.adapters.oauth2 import TokenSource, token_source
 from bot.adapters.smtp import Mailer
 from bot.adapters.store import ledger
-from bot.adapters.store.engine import make_engine
+from bot.adapters.store.engine import make_engine, trouble
 from bot.adapters.watcher import Watcher
 from bot.app.digest_job import daily_digest_due, queue_digest
 from bot.app.health import Vitals
@@ -30,6 +31,7 @@ from bot.app.intake import Intake, Outcome
 from bot.app.mailing import Mailing
 from bot.app.notify import Notifier
 from bot.app.outbox import FlushReport, flush
+from bot.app.retention_job import daily_retention
 from bot.app.sweep import sweep_once
 from bot.compose.templates import Renderer, check_all, template_folders
 from bot.core.classify.rules import Rules
@@ -121,7 +123,7 @@ class Bot:
             sweep_once(self.engine, self.mailing, self.notifier, self.clock())
             self.send_due()
         except DBAPIError as exc:
-            log.warning("follow-up sweep skipped: database trouble (%s)", exc)
+            log.warning("follow-up sweep skipped: database trouble (%s)", trouble(exc))
 
     def daily_digest(self) -> None:
         now = self.clock()
@@ -131,7 +133,7 @@ class Bot:
                 log.info("daily digest %s queued", stamp)
                 self.send_due()
         except DBAPIError as exc:
-            log.warning("daily digest skipped: database trouble (%s)", exc)
+            log.warning("daily digest skipped: database trouble (%s)", trouble(exc))
 
     def mailbox(self) -> Mailbox:
         return Mailbox(self.settings.mailbox, tokens=self.tokens)
@@ -161,7 +163,7 @@ class Bot:
             try:
                 self.send_due()
             except DBAPIError as exc:
-                log.warning("outbox skipped: database trouble (%s)", exc)
+                log.warning("outbox skipped: database trouble (%s)", trouble(exc))
             self.stop_event.wait(self.settings.mailbox.follower_seconds)
 
     def _lead(self) -> None:
@@ -173,6 +175,9 @@ class Bot:
             scheduler.add_job(self.daily_digest, "cron", hour=t.hour, minute=t.minute, coalesce=True,
                               misfire_grace_time=3600)
             self.daily_digest()  # a digest missed while the bot was down goes out once, now
+        if self.settings.database.retention_days or self.settings.mailbox.retention_days:  # daily, and once now
+            scheduler.add_job(partial(daily_retention, self.settings, self.engine, self.clock, self.tokens), "interval",
+                              hours=24, next_run_time=self.clock(), max_instances=1, coalesce=True)
         scheduler.start()
         self.vitals.lead(True)
         try:
@@ -192,7 +197,7 @@ class Bot:
             try:
                 selected = mailbox.connect()
                 self.vitals.reached(self.clock(), can_idle=selected.can_idle)
-                log.info("watching %s (UIDVALIDITY %s, %s)", mailbox.name, selected.uidvalidity,
+                log.info("watching %s (UIDVALIDITY %s, %s)", self.settings.mailbox.folder, selected.uidvalidity,
                          "IDLE" if selected.can_idle else f"polling every {self.settings.mailbox.poll_seconds}s")
                 watcher.start()
                 delay = 1.0
@@ -204,7 +209,7 @@ class Bot:
                     self._wake.wait(self.settings.mailbox.idle_renew_seconds)
             except RECONNECT_ON as exc:
                 mailbox.after_trouble()
-                log.warning("connection trouble (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, delay)
+                log.warning("connection trouble (%s); reconnecting in %.0f s", _why(exc), delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
             finally:
@@ -248,3 +253,8 @@ class Bot:
         rows = ledger.unflagged(self.engine, mailbox.name, uidvalidity)
         if rows:
             self._flag(mailbox, uidvalidity, rows)
+
+
+def _why(exc: BaseException) -> str:
+    """For the log: a database error without its statement or parameters; other errors with their text."""
+    return trouble(exc) if isinstance(exc, DBAPIError) else f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,9 +85,24 @@ def main(argv: Sequence[str] | None = None, *, hooks: Hooks = Hooks()) -> int:
         return 130
 
 
+# Anything that looks like a mail address: some text, @, a domain (dotted or not, any script) or [literal]
+ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"'@]+@(?:\[[^\]\s]*\]|[^\s<>()\[\]\\,;:\"'@]+)")
+MASK = "<address>"
+
+
+class MaskingFormatter(logging.Formatter):
+    """The second line of defence (the first: no log call formats an address, a subject, a body or an
+    error's SQL parameters): whatever a record turns into, traceback included, leaves with every
+    address-like text replaced by <address>."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return ADDRESS.sub(MASK, super().format(record))
+
+
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])  # (a no-op when the embedding program has set up logging)
     # (msal, google.auth and urllib3 would log token requests at DEBUG; tokens never go to the log)
     for noisy in ("imapclient", "apscheduler", "mail.log", "aiosmtplib", "msal", "google", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

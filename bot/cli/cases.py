@@ -42,14 +42,21 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
             _print_detail(detail)
         return 0
     if args.action == "purge":
-        from bot.adapters.store.retention import purge
+        from bot.adapters.store.retention import purge, wipe
 
         if settings.database.retention_days <= 0:
             raise UsageError("database.retention_days is 0 (keep forever): nothing to purge")
-        refs = purge(engine, now=now, retention_days=settings.database.retention_days, dry_run=args.dry_run)
+        report = purge(engine, now=now, retention_days=settings.database.retention_days, dry_run=args.dry_run)
         verb = "would erase" if args.dry_run else "erased"
+        refs = report.refs
         print(f"{verb} personal data of {len(refs)} closed case(s)" + (": " + ", ".join(refs) if refs else ""))
-        return 0
+        print(f"{verb} {report.messages} message(s) ({report.caseless} that never became a case), "
+              f"{report.outbox} sent mail(s) (digests and staff notices included), {report.events} history detail(s)")
+        if args.dry_run:
+            return 0
+        wiped = wipe(engine)
+        print(("freed space wiped: " if wiped.done else "warning: freed space NOT wiped: ") + wiped.detail)
+        return 0 if wiped.done else 1
 
     from bot.core import lifecycle
     from bot.core.model import CaseOutcome, Kind

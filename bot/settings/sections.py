@@ -36,6 +36,10 @@ class MailboxSettings(Section):
     reconnect_max_seconds: float = Field(60.0, gt=0)
     burst_seconds: float = Field(0.6, ge=0)  # after a pass that took in mail, poll this long before IDLE
     follower_seconds: float = Field(1.0, gt=0)  # a process that does not lead sends and retries leading this often
+    # processed mail older than this many days is moved to retention_folder or deleted by `run`'s daily job (0: kept)
+    retention_days: int = Field(0, ge=0)
+    retention_action: Literal["move", "delete"] = "move"
+    retention_folder: str = Field("Archive", min_length=1)
 
 
 class SmtpSettings(Section):
@@ -59,7 +63,8 @@ class SmtpSettings(Section):
 class DatabaseSettings(Section):
     url: str = "sqlite:///data/bot.db"
     keep_bodies: bool = False  # store the text of inbound mail (off: ids, dates and kinds only)
-    retention_days: int = Field(default=0, ge=0)  # purge personal data of cases closed this long ago (0: never)
+    retention_days: int = Field(default=0, ge=0)  # purge personal data of cases closed this long ago (0: never);
+    # `run` purges daily when set, and `cases purge` on demand
 
 
 class StaffSettings(Section):

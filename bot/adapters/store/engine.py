@@ -1,5 +1,10 @@
 """The engine and transactions. SQLite files get their folder made and WAL turned on.
 
+Every engine hides SQL parameters from its errors (`hide_parameters`): a database error's text can
+reach a log, and the parameters are mail addresses, subjects and bodies. A SQLite file the bot makes
+is 0600 in a folder the bot makes 0700 (an admin's existing folder is left as it is), and every
+connection turns on `secure_delete`, so erased data is overwritten rather than left in free space.
+
 `make_engine` is how the bot opens its database: a database with none of the bot's tables (a first
 start) gets the schema made by the migrations; one at an older schema is refused, never changed:
 `privacy-bot db upgrade` does that, on purpose (bot.cli.db). `connect` opens without looking.
@@ -7,6 +12,8 @@ start) gets the schema made by the migrations; one at an older schema is refused
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,11 +60,11 @@ def _require(state: SchemaState) -> None:
 
 def connect(url: str) -> Engine:
     """An engine, the schema untouched. SQLite files get their folder made and WAL turned on."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"hide_parameters": True}  # errors never carry addresses, subjects, bodies
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _private_file(Path(path.split("?", 1)[0]))
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
@@ -67,8 +74,25 @@ def connect(url: str) -> Engine:
     return engine
 
 
+def _private_file(path: Path) -> None:
+    """Make the database's folder (0700) and file (0600) when they are not there yet; SQLite makes the
+    -wal and -shm files with the database file's mode. An existing folder or file is left as it is."""
+    if not path.parent.exists():
+        old = os.umask(0o077)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        finally:
+            os.umask(old)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:  # another process made it a moment ago
+            pass
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten with zeros, not left in free pages
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -85,3 +109,18 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def trouble(exc: BaseException) -> str:
+    """A database error as a log may show it: the driver's error class and the database's own one-line
+    reason (PostgreSQL's primary message, SQLite's text), never the statement, its parameters or the
+    server's DETAIL (which quotes row values)."""
+    orig = getattr(exc, "orig", None) or exc
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    reason = primary if primary is not None else ("" if diag is not None else str(orig).split("\n", 1)[0])
+    reason = _QUOTED_VALUE.sub('"…"', reason)[:200]  # names of tables and constraints stay, quoted values go
+    return f"{type(orig).__name__}: {reason}" if reason else type(orig).__name__
+
+
+_QUOTED_VALUE = re.compile(r'"(?![A-Za-z_][\w.$]*")[^"]*"')
