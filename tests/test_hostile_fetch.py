@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bot.adapters.imap import Fetched, FetchFailed, Mailbox
+from bot.adapters.imap import Fetched, Mailbox
 from bot.adapters.store.engine import make_engine
 from bot.adapters.store.tables import MessageRow
 from bot.app.intake import Intake
@@ -35,7 +35,7 @@ def settings(dovecot, **kw) -> MailboxSettings:
     return MailboxSettings(**base)
 
 
-def fetch_all(dovecot, uids: list[int], **kw) -> tuple[list[Fetched | FetchFailed], Mailbox]:
+def fetch_all(dovecot, uids: list[int], **kw) -> tuple[list[Fetched], Mailbox]:
     box = Mailbox(settings(dovecot, **kw))
     box.connect()
     try:
