@@ -318,12 +318,15 @@ class Bot:
         uids = set(mailbox.uids_after(cursor.last_uid))
         failing = ledger.failing(self.engine, mailbox.name, selected.uidvalidity)  # the cursor may be past them
         self._failing.update(failing)
-        uids.update(failing)
+        older = set(failing)
         if not cursor.initial_done:
             policy = self.settings.mailbox.first_start
             initial = mailbox.unseen_uids() if policy == "unseen" else mailbox.all_uids() if policy == "all" else []
-            uids.update(u for u in initial if u <= cursor.last_uid)
-        return sorted(uids)
+            older.update(u for u in initial if u <= cursor.last_uid)
+        # A mail in the ledger is never fetched again: fetching alone may be what fails (a server that
+        # hangs up on a mail it cannot read), and the catch-up would otherwise fetch it on every pass.
+        older -= ledger.taken_in(self.engine, mailbox.name, selected.uidvalidity, sorted(older))
+        return sorted(uids | older)
 
     def _flag(self, mailbox: Mailbox, uidvalidity: int, outcomes: list[tuple[int, str]]) -> None:
         # Quarantined mail stays unread, so staff notice it in their mail client.

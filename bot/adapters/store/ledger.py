@@ -128,11 +128,21 @@ def quarantine(engine: Engine, mailbox: str, uidvalidity: int, uid: int, size: i
                now: datetime) -> None:
     """Record a mail that failed too often as quarantined with the reason (staff see it), in the ledger."""
     with transaction(engine) as session:
-        if in_ledger(session, mailbox, uidvalidity, uid):
-            return
-        row = MessageRow(direction="in", message_id=f"<uid-{uidvalidity}-{uid}@quarantine>", recorded_at=now,
-                         action=Action.QUARANTINED.value, reason=reason[:1000], size=size, mailbox_uid=uid)
-        session.add(row)
-        session.flush()
-        advance(session, mailbox, uidvalidity, uid, row.id, Action.QUARANTINED.value, now)
+        if not in_ledger(session, mailbox, uidvalidity, uid):
+            row = MessageRow(direction="in", message_id=f"<uid-{uidvalidity}-{uid}@quarantine>", recorded_at=now,
+                             action=Action.QUARANTINED.value, reason=reason[:1000], size=size, mailbox_uid=uid)
+            session.add(row)
+            session.flush()
+            advance(session, mailbox, uidvalidity, uid, row.id, Action.QUARANTINED.value, now)
     forget_failures(engine, mailbox, uidvalidity, [uid])
+
+
+def taken_in(engine: Engine, mailbox: str, uidvalidity: int, uids: list[int]) -> set[int]:
+    """Which of these UIDs are in the ledger already (not to be fetched again)."""
+    found: set[int] = set()
+    with transaction(engine) as session:
+        for start in range(0, len(uids), 1000):
+            found.update(session.exec(select(LedgerRow.uid).where(
+                LedgerRow.mailbox == mailbox, LedgerRow.uidvalidity == uidvalidity,
+                col(LedgerRow.uid).in_(uids[start : start + 1000]))).all())
+    return found
