@@ -116,7 +116,7 @@ def test_hostile_mail_leaves_run_up_and_the_next_genuine_mail_answered(tmp_path:
     genuine one got its acknowledgement."""
     db = tmp_path / "bot.db"
     cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=f"sqlite:///{db}",
-                       overrides={"mailbox": {"max_message_bytes": 512 * KB, "fetch_batch_bytes": 4 * 1024 * KB,
+                       overrides={"mailbox": {"max_message_bytes": 512 * KB,
                                               "reconnect_max_seconds": 1},
                                   "policy": {"max_auto_replies_per_sender_per_day": 1000}})
     port = with_health(cfg)
@@ -144,5 +144,36 @@ def test_hostile_mail_leaves_run_up_and_the_next_genuine_mail_answered(tmp_path:
             assert outcome, (uid, taken[uid])
             if outcome == "quarantined":
                 assert reason, (uid, taken[uid])
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_a_pass_that_fails_for_a_reason_not_the_network_backs_off_and_retries(tmp_path: Path, mailbox,
+                                                                               smtp_sink) -> None:
+    """The watched folder is not there (deleted, or not made yet): SELECT is refused, which is not a
+    network error, and `run` ended. Now the pass backs off and retries; once the folder is there, its
+    mail is answered."""
+    db = tmp_path / "bot.db"
+    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=f"sqlite:///{db}",
+                       overrides={"mailbox": {"folder": "Privacy", "reconnect_max_seconds": 1}})
+    port = with_health(cfg)
+    log = tmp_path / "bot.log"
+    with log.open("w") as err:
+        proc = bot_process(cfg, "run", stderr=err)
+    try:
+        wait_until(lambda: "pass failed" in log.read_text() or proc.poll() is not None, 30, "a failed pass")
+        wait_until(lambda: log.read_text().count("pass failed") >= 2 or proc.poll() is not None, 30, "a retry")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        client = mailbox.client()
+        try:
+            client.create_folder("Privacy")
+        finally:
+            client.logout()
+        mailbox.append([genuine("once-the-folder-is-there")], folder="Privacy")
+        wait_health(port, timeout=30)
+        wait_until(lambda: replies_to(smtp_sink, "once-the-folder-is-there") == 1 or proc.poll() is not None, 30,
+                   "the reply")
+        assert proc.poll() is None, log.read_text()[-3000:]
     finally:
         assert stop(proc) == 0, log.read_text()[-3000:]

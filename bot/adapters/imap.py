@@ -98,10 +98,14 @@ class Mailbox:
         except BaseException:
             client.shutdown()
             raise
-        info = client.select_folder(self.settings.folder)
+        try:
+            info = client.select_folder(self.settings.folder)
+            if self.settings.processed_folder and not client.folder_exists(self.settings.processed_folder):
+                client.create_folder(self.settings.processed_folder)
+        except BaseException:  # e.g. the folder is not there: no session left open behind
+            client.shutdown()
+            raise
         self._client = client
-        if self.settings.processed_folder and not client.folder_exists(self.settings.processed_folder):
-            client.create_folder(self.settings.processed_folder)
         return Selected(
             uidvalidity=int(info[b"UIDVALIDITY"]),
             uidnext=int(info.get(b"UIDNEXT", 0)),

@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from bot.adapters.imap import NETWORK_ERRORS, Fetched, FetchFailed, Mailbox, Selected
+from bot.adapters.imap import NETWORK_ERRORS, Fetched, FetchFailed, IMAPClientError, Mailbox, Selected
 from bot.adapters.locks import Presence
 from bot.adapters.oauth2 import TokenSource, token_source
 from bot.adapters.smtp import Mailer
@@ -288,7 +288,8 @@ class Bot:
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
             except Exception as exc:  # a pass that failed for another reason: back off, connect afresh, retry
-                log.error("pass failed: %s at %s; retrying in %.0f s", type(exc).__name__, _where(exc), delay)
+                said = f" ({' '.join(str(exc).split())[:200]})" if isinstance(exc, IMAPClientError) else ""  # server words
+                log.error("pass failed: %s at %s%s; retrying in %.0f s", type(exc).__name__, _where(exc), said, delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.settings.mailbox.reconnect_max_seconds)
             finally:
