@@ -1,7 +1,10 @@
 """The IMAP side: one thin adapter around imapclient. It fetches bytes and sets flags; nothing else.
 
-Messages larger than mailbox.max_message_bytes are fetched in part: the header and up to a few
-text parts (from BODYSTRUCTURE), never the attachments.
+Messages larger than mailbox.max_message_bytes are fetched in part: the header (at most
+MAX_FETCHED_HEADER bytes) and up to a few text parts (from BODYSTRUCTURE), never the attachments,
+joined as the server sent them. Whole messages are fetched in groups within mailbox.fetch_batch_bytes.
+A message that cannot be fetched for a reason of its own comes out as a FetchFailed, never as an
+exception that would end the pass (bot.app.service counts it against the UID).
 """
 
 from __future__ import annotations

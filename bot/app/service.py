@@ -4,6 +4,11 @@
 with backoff after any network trouble, until asked to stop. Several `run` processes may share
 one database: the leader (see bot/workers.py) watches the mailbox and runs the scheduled jobs,
 the others send from the outbox and take over within a second or two when the leader dies.
+
+Containment (issue 10): a mail whose fetching or taking in fails is counted against its UID in the
+ledger and tried on the next passes; after ledger.FAILURES_ALLOWED failures it is quarantined with the
+reason. A mail in the ledger is never fetched again. A pass that fails for any other reason backs off
+and retries; nothing but stop() ends `run`.
 """
 
 from __future__ import annotations
