@@ -106,11 +106,13 @@ class Bot:
         self.vitals.found_waiting(len(uids))
         self.vitals.reached(self.clock())
         outcomes: list[Outcome] = []
+        answered: set[int] = set()  # UIDs the server gave something for (the others were expunged)
         batch = self.settings.mailbox.fetch_batch
         for start in range(0, len(uids), batch):
             chunk = uids[start : start + batch]
             done: list[Outcome] = []
             for fetched in mailbox.fetch(chunk, alone=self._alone):
+                answered.add(fetched.uid)
                 outcome = self._take_in(mailbox, selected, fetched)
                 if outcome is None:
                     continue  # failed this time: tried again on the next pass
@@ -126,9 +128,11 @@ class Bot:
             self.send_due()
             self._flag(mailbox, selected.uidvalidity, [(o.uid, o.action or "") for o in done])
             outcomes.extend(o for o in done if not o.already)
-        if self._failing:
-            ledger.forget_failures(self.engine, mailbox.name, selected.uidvalidity,
-                                   [o.uid for o in outcomes if o.uid in self._failing])
+        recorded = {o.uid for o in outcomes}
+        done_with = [u for u in uids if u in self._failing and (u not in answered or u in recorded)]
+        if done_with:  # in the ledger now, or gone from the server: their failure counts go
+            ledger.forget_failures(self.engine, mailbox.name, selected.uidvalidity, done_with)
+            self._failing.difference_update(done_with)
         ledger.finish_initial(self.engine, mailbox.name, selected.uidvalidity)
         return outcomes
 
