@@ -1,19 +1,22 @@
 """The IMAP side: one thin adapter around imapclient. It fetches bytes and sets flags; nothing else.
 
-Messages larger than mailbox.max_message_bytes are fetched in part: the header and up to a few
-text parts (from BODYSTRUCTURE), never the attachments.
+Messages larger than mailbox.max_message_bytes are fetched in part: the header (at most
+MAX_FETCHED_HEADER bytes) and up to a few text parts (from BODYSTRUCTURE), never the attachments,
+joined as the server sent them. Whole messages are fetched in groups within mailbox.fetch_batch_bytes.
+A message that cannot be fetched for a reason of its own comes out as a FetchFailed, never as an
+exception that would end the pass (bot.app.service counts it against the UID).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import SMTP as SMTP_POLICY
 from typing import Any
 
 from imapclient import IMAPClient
@@ -22,6 +25,7 @@ from imapclient.exceptions import IMAPClientError
 from bot.adapters.oauth2 import TokenSource
 from bot.adapters.tls import tls_context
 from bot.core.errors import MailboxError, OAuth2Error
+from bot.core.parse.limits import MAX_FETCHED_HEADER
 from bot.settings import MailboxSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,8 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 )
 MAX_TEXT_PARTS = 5
 MAX_TEXT_PART_BYTES = 2 * 1024 * 1024
+# The sender's own MIME header lines at the top of a mail fetched in part (a field name at a line start).
+_SENDER_CONTENT = re.compile(rb"(?im)^(?=content-(?:type|transfer-encoding)[ \t]*:)")
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,15 @@ class Fetched:
     raw: bytes
     size: int  # RFC822.SIZE as the server reports it
     truncated: bool
+
+
+@dataclass(frozen=True)
+class FetchFailed:
+    """A mail the adapter could not fetch for a reason of its own (not the network's)."""
+
+    uid: int
+    size: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,9 @@ class Mailbox:
         self._client: IMAPClient | None = None
         self.tokens = tokens  # needed with mailbox.auth = "oauth2"
         self._signed_in_with: str | None = None  # the token this session signed in with (never logged)
+        self.in_flight: tuple[int, ...] = ()  # the UIDs of a FETCH that raised (see fetch)
+        self.body_fetches = 0  # FETCH commands of whole mails so far (the byte budget's test reads these)
+        self.largest_fetch_bytes = 0  # the largest sum of RFC822.SIZE one of them asked for
 
     # -- connection ----------------------------------------------------------------------------
     def _build_client(self) -> IMAPClient:
@@ -83,10 +101,14 @@ class Mailbox:
         except BaseException:
             client.shutdown()
             raise
-        info = client.select_folder(self.settings.folder)
+        try:
+            info = client.select_folder(self.settings.folder)
+            if self.settings.processed_folder and not client.folder_exists(self.settings.processed_folder):
+                client.create_folder(self.settings.processed_folder)
+        except BaseException:  # e.g. the folder is not there: no session left open behind
+            client.shutdown()
+            raise
         self._client = client
-        if self.settings.processed_folder and not client.folder_exists(self.settings.processed_folder):
-            client.create_folder(self.settings.processed_folder)
         return Selected(
             uidvalidity=int(info[b"UIDVALIDITY"]),
             uidnext=int(info.get(b"UIDNEXT", 0)),
@@ -168,57 +190,138 @@ class Mailbox:
     def all_uids(self) -> list[int]:
         return sorted(self.client.search(["ALL"]))
 
-    def fetch(self, uids: Iterable[int]) -> Iterator[Fetched]:
-        """Yield messages in UID order, in batches; big ones in part."""
+    def fetch(self, uids: Iterable[int], *, alone: Collection[int] = ()) -> Iterator[Fetched | FetchFailed]:
+        """Yield messages in UID order; big ones in part; a mail that cannot be fetched as a FetchFailed.
+
+        Whole mails are fetched in groups whose RFC822.SIZE adds up to at most mailbox.fetch_batch_bytes
+        (a single mail over that budget alone), so one FETCH never holds more than the budget in memory.
+        The UIDs in `alone` get FETCH commands of their own (a server that hangs up on one mail, as
+        Dovecot does when it cannot read a mail, shows which one). Network trouble propagates, with the
+        UIDs of the command in flight in `in_flight`; any other error is the mail's own.
+        """
         ordered = sorted(uids)
-        batch = self.settings.fetch_batch
-        for start in range(0, len(ordered), batch):
-            chunk = ordered[start : start + batch]
-            sizes = self.client.fetch(chunk, ["RFC822.SIZE"])
-            small = [u for u in chunk if u in sizes and sizes[u].get(b"RFC822.SIZE", 0) <= self.settings.max_message_bytes]
-            whole = self.client.fetch(small, ["BODY.PEEK[]"]) if small else {}
+        for start in range(0, len(ordered), self.settings.fetch_batch):
+            chunk = ordered[start : start + self.settings.fetch_batch]
+            sizes: dict[int, int] = {}
+            for part in [[u for u in chunk if u not in alone], *([u] for u in chunk if u in alone)]:
+                failed = yield from self._sizes(part, sizes)
+                for uid in failed:
+                    yield from self._sizes([uid], sizes)
+            group: list[tuple[int, int]] = []
             for uid in chunk:
                 if uid not in sizes:
-                    continue  # expunged meanwhile
-                size = int(sizes[uid].get(b"RFC822.SIZE", 0))
-                if uid in whole and b"BODY[]" in whole[uid]:
-                    yield Fetched(uid, bytes(whole[uid][b"BODY[]"]), size, False)
-                elif uid not in small:
-                    yield Fetched(uid, self._fetch_in_part(uid), size, True)
+                    continue  # expunged meanwhile, or failed above
+                size = sizes[uid]
+                if size > self.settings.max_message_bytes:
+                    yield from self._whole(group)
+                    group = []
+                    yield self._in_part(uid, size)
+                    continue
+                if group and (uid in alone or group[-1][0] in alone
+                              or sum(s for _u, s in group) + size > self.settings.fetch_batch_bytes):
+                    yield from self._whole(group)
+                    group = []
+                group.append((uid, size))
+            yield from self._whole(group)
+
+    def _sizes(self, uids: list[int], into: dict[int, int]) -> Generator[FetchFailed, None, list[int]]:
+        """RFC822.SIZE of `uids` into `into`; when that fails for a reason not the network's, the UIDs
+        to ask one by one (or, for one UID, a FetchFailed)."""
+        if not uids:
+            return []
+        try:
+            got = self._command(uids, ["RFC822.SIZE"])
+        except NETWORK_ERRORS:
+            raise
+        except Exception as exc:
+            if len(uids) > 1:
+                return uids
+            yield FetchFailed(uids[0], 0, _reason("fetching the size", exc))
+            return []
+        into.update((uid, int(got[uid].get(b"RFC822.SIZE", 0))) for uid in uids if uid in got)
+        return []
+
+    def _command(self, uids: list[int], items: list[str]) -> dict[int, Any]:
+        """One FETCH; the UIDs it asks for stay in `in_flight` if it raises."""
+        self.in_flight = tuple(uids)
+        found: dict[int, Any] = self.client.fetch(uids, items)
+        self.in_flight = ()
+        return found
+
+    def _whole(self, group: list[tuple[int, int]]) -> Iterator[Fetched | FetchFailed]:
+        """One FETCH of whole mails; when the server or the parsing of its answer fails, one by one."""
+        if not group:
+            return
+        try:
+            self.body_fetches += 1
+            self.largest_fetch_bytes = max(self.largest_fetch_bytes, sum(size for _uid, size in group))
+            whole = self._command([uid for uid, _size in group], ["BODY.PEEK[]"])
+        except NETWORK_ERRORS:
+            raise
+        except Exception as exc:
+            if len(group) == 1:
+                yield FetchFailed(group[0][0], group[0][1], _reason("fetching", exc))
+                return
+            for one in group:
+                yield from self._whole([one])
+            return
+        for uid, size in group:
+            if uid in whole and b"BODY[]" in whole[uid]:
+                yield Fetched(uid, bytes(whole[uid][b"BODY[]"]), size, False)
+
+    def _in_part(self, uid: int, size: int) -> Fetched | FetchFailed:
+        try:
+            return Fetched(uid, self._fetch_in_part(uid), size, True)
+        except NETWORK_ERRORS:
+            raise
+        except Exception as exc:  # whatever the mail holds: it is the mail's failure, not the loop's
+            return FetchFailed(uid, size, _reason("fetching in part", exc))
 
     def _fetch_in_part(self, uid: int) -> bytes:
-        data = self.client.fetch([uid], ["BODYSTRUCTURE", "BODY.PEEK[HEADER]"]).get(uid, {})
-        header = bytes(data.get(b"BODY[HEADER]", b""))
-        structure = data.get(b"BODYSTRUCTURE")
+        """The header as it came (at most MAX_FETCHED_HEADER bytes) and up to MAX_TEXT_PARTS text parts.
+
+        Nothing the sender wrote is parsed and written again: the bytes are joined as they came,
+        and for a multipart mail a Content-Type of the bot's own (with a random boundary) holds the
+        text parts, the sender's Content-Type and Content-Transfer-Encoding renamed out of the way.
+        """
+        header = self._header(uid)
+        try:
+            structure = self._command([uid], ["BODYSTRUCTURE"]).get(uid, {}).get(b"BODYSTRUCTURE")
+        except NETWORK_ERRORS:
+            raise
+        except Exception as exc:  # e.g. a structure nested past what imapclient's parser can recurse into
+            log.warning("uid=%s: BODYSTRUCTURE unreadable (%s); taking the header alone", uid, type(exc).__name__)
+            structure = None
         sections = list(_text_sections(structure))[:MAX_TEXT_PARTS] if structure is not None else []
+        head = header if header.endswith(b"\r\n\r\n") else header.rstrip(b"\r\n") + b"\r\n\r\n"
         if not sections:
-            return header + b"\r\n"
+            return head
         if structure is not None and not structure.is_multipart:
-            body = self._section(uid, "1")
-            return header + b"\r\n" + body
-        # Rebuild a small multipart/mixed holding only the text parts, each with its own MIME header.
+            return head + self._section(uid, "1")
+        boundary = f"=_bot_partial_{uid}_{secrets.token_hex(12)}".encode()
         parts: list[bytes] = []
         for section in sections:
-            mime = bytes(self.client.fetch([uid], [f"BODY.PEEK[{section}.MIME]"]).get(uid, {}).get(
-                f"BODY[{section}.MIME]".encode(), b""))
+            mime = self._fetch_item(uid, f"BODY.PEEK[{section}.MIME]<0.{MAX_FETCHED_HEADER}>", f"BODY[{section}.MIME]")
             parts.append(mime.rstrip(b"\r\n") + b"\r\n\r\n" + self._section(uid, section))
-        top = BytesHeaderParser(policy=SMTP_POLICY).parsebytes(header)
-        boundary = f"=_partial_{uid}_{int(time.time())}"
-        del top["Content-Type"]
-        del top["Content-Transfer-Encoding"]
-        top["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
-        head = top.as_bytes(policy=SMTP_POLICY).rstrip(b"\r\n")
-        sep = f"--{boundary}".encode()
-        body = b"".join(sep + b"\r\n" + p + b"\r\n" for p in parts) + sep + b"--\r\n"
-        return head + b"\r\n\r\n" + body
+        own = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n'
+        top = _SENDER_CONTENT.sub(b"X-Original-", header.rstrip(b"\r\n")) + b"\r\n" + own + b"\r\n"
+        sep = b"--" + boundary
+        return top + b"".join(sep + b"\r\n" + p + b"\r\n" for p in parts) + sep + b"--\r\n"
 
-    def _section(self, uid: int, section: str) -> bytes:
-        item = f"BODY.PEEK[{section}]<0.{MAX_TEXT_PART_BYTES}>"
-        got = self.client.fetch([uid], [item]).get(uid, {})
+    def _header(self, uid: int) -> bytes:
+        """BODY[HEADER], cut at MAX_FETCHED_HEADER bytes (parse marks a header that long as cut)."""
+        return self._fetch_item(uid, f"BODY.PEEK[HEADER]<0.{MAX_FETCHED_HEADER}>", "BODY[HEADER]")
+
+    def _fetch_item(self, uid: int, item: str, answer: str) -> bytes:
+        got = self._command([uid], [item]).get(uid, {})
+        prefix = answer.encode()
         for key, value in got.items():
-            if isinstance(key, bytes) and key.startswith(f"BODY[{section}]".encode()):
+            if isinstance(key, bytes) and key.startswith(prefix) and isinstance(value, bytes):
                 return bytes(value)
         return b""
+
+    def _section(self, uid: int, section: str) -> bytes:
+        return self._fetch_item(uid, f"BODY.PEEK[{section}]<0.{MAX_TEXT_PART_BYTES}>", f"BODY[{section}]")
 
     # -- marking -------------------------------------------------------------------------------
     def mark_processed(self, uids: list[int], *, seen: bool = True) -> None:
@@ -295,6 +398,12 @@ def _token_ended(words: str) -> bool:
     return "token" in lowered or "expired" in lowered
 
 
+def _reason(doing: str, exc: BaseException) -> str:
+    """Why a mail failed, for the quarantine: the exception class and its first words, printable only."""
+    words = "".join(c if c.isprintable() else " " for c in str(exc)[:120])
+    return f"{doing}: {type(exc).__name__}: {' '.join(words.split())}"[:200]
+
+
 def _server_words(exc: BaseException) -> str:
     """What the server answered, short (imaplib's error text; no token: that is never echoed)."""
     return " ".join(str(exc).split())[:200]
@@ -317,4 +426,4 @@ def _text_sections(structure: Any, prefix: str = "") -> Iterator[str]:
         yield prefix or "1"
 
 
-__all__ = ["NETWORK_ERRORS", "Fetched", "IMAPClientError", "Mailbox", "MailboxError", "Selected"]
+__all__ = ["NETWORK_ERRORS", "FetchFailed", "Fetched", "IMAPClientError", "Mailbox", "MailboxError", "Selected"]

@@ -62,5 +62,10 @@ class Watcher:
                 self.wake.set()  # the pass connection may still work: let it look
                 self._stopped.wait(delay)
                 delay = min(delay * 2, self.settings.reconnect_max_seconds)
+            except Exception as exc:  # anything else must not end the thread: passes would wait for the renewal
+                log.error("watcher failed (%s); reconnecting in %.0f s", type(exc).__name__, delay)
+                self.wake.set()
+                self._stopped.wait(delay)
+                delay = min(delay * 2, self.settings.reconnect_max_seconds)
             finally:
                 box.close()

@@ -17,10 +17,12 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
+from rich.text import Text
 from sqlmodel import Session, col, select
 
 from bot.adapters.store.tables import CaseRow, MessageRow, OutboxRow
 from bot.app.service import Bot
+from bot.core.errors import UsageError
 from bot.demo.sample_mail import PRIVACY_ADDRESS, samples
 from bot.demo.servers import DemoServers
 from bot.settings import Settings
@@ -28,6 +30,21 @@ from bot.staff import accounts
 from bot.web.server import Background
 
 DEMO_USER = "demo"
+MARKER = ".privacy-mailbox-bot-demo"  # written into the folder the demo made; only such a folder is emptied
+
+
+def prepare_dir(directory: Path) -> None:
+    """An empty folder for the demo: a new one, an empty one, or one an earlier demo made (it has MARKER
+    in it, and is emptied). Any other folder is refused (UsageError: exit 2) and left as it is."""
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise UsageError(f"--dir {directory} is not a folder the demo made: refusing to use it")
+    if directory.is_dir() and any(directory.iterdir()):
+        if not (directory / MARKER).is_file():
+            raise UsageError(f"--dir {directory} is not empty and was not made by the demo (no {MARKER} in it): "
+                             "refusing to empty it; give a new or an empty folder")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("made by `demo`; the next demo with this --dir empties this folder\n")
 
 
 def demo_settings(servers: DemoServers, directory: Path, web_port: int = 8080) -> Settings:
@@ -59,8 +76,7 @@ class Demo:
         self.worker: threading.Thread | None = None
 
     def start(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-        self.directory.mkdir(parents=True)
+        prepare_dir(self.directory)
         self.servers.start()
         for raw in self.raws:
             self.servers.append(raw)
@@ -101,7 +117,7 @@ def run_demo(directory: Path, *, exit_after: float = 0.0, web_port: int = 8080) 
         raws = demo.raws
         console.rule("[bold]Privacy mailbox bot: demo")
         console.print(f"IMAP 127.0.0.1:{demo.servers.imap_port}  SMTP 127.0.0.1:{demo.servers.smtp_port}  "
-                      f"database {directory / 'demo.db'}")
+                      f"database {directory / 'demo.db'}", markup=False)
         console.print(f"Staff console: [bold]{demo.url}/[/]  sign in as [bold]{DEMO_USER}[/] with password "
                       f"[bold]{demo.password}[/] (admin; ?lang=en for English)", highlight=False)
         console.print(f"{len(raws)} sample inquiries placed in the mailbox of {PRIVACY_ADDRESS}\n")
@@ -164,23 +180,26 @@ class _Reporter:
                 self.count += 1
 
     def _print(self, session: Session, msg: MessageRow, case: CaseRow | None) -> None:
-        c = self.console
-        c.print(f"[bold cyan]arrived[/]  uid {msg.mailbox_uid}  from {msg.from_addr or '?'}  ", end="")
-        c.print(f"subject {msg.subject!r}", markup=False, highlight=False)
+        """What came from a mail (addresses, subject, reasons quoting headers) is printed as plain text,
+        never as rich markup: `[/]` in a header would otherwise end a style that is not open, and raise."""
+        line = self._line
+        line(("arrived", "bold cyan"), f"  uid {msg.mailbox_uid}  from {msg.from_addr or '?'}  subject {msg.subject!r}")
         if case is None:
-            c.print(f"  [yellow]{msg.action}[/]: {msg.reason}", highlight=False)
+            line("  ", (msg.action, "yellow"), f": {msg.reason}")
             return
-        c.print(f"  [green]{msg.action}[/] {case.ref}  kinds {case.kinds}  language {case.language}  "
-                f"status {case.status}", highlight=False)
+        line("  ", (msg.action, "green"), f" {case.ref}  kinds {case.kinds}  language {case.language}  "
+             f"status {case.status}")
         for out in session.exec(select(MessageRow).where(MessageRow.case_id == case.id, MessageRow.direction == "out",
                                                          MessageRow.in_reply_to == msg.message_id)).all():
             row = session.exec(select(OutboxRow).where(OutboxRow.message_id == out.message_id)).first()
             state = row.status if row else "?"
             form = "  + request form PDF" if "with form" in _events_text(session, case) else ""
-            c.print(f"  [magenta]reply {state}[/] to {out.to_addr}: ", end="", highlight=False)
-            c.print(out.subject + form, markup=False, highlight=False)
+            line("  ", (f"reply {state}", "magenta"), f" to {out.to_addr}: {out.subject}{form}")
         if msg.action == "new_case" and not msg.reason.startswith("sorted") and "handed" not in msg.reason:
-            c.print(f"  note: {msg.reason}", markup=False, highlight=False)
+            line(f"  note: {msg.reason}")
+
+    def _line(self, *parts: str | tuple[str, str]) -> None:
+        self.console.print(Text.assemble(*parts), highlight=False)
 
 
 def _events_text(session: Session, case: CaseRow) -> str:

@@ -32,6 +32,7 @@ class MailboxSettings(Section):
     poll_seconds: int = Field(60, ge=1)  # used when the server lacks IDLE
     max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     fetch_batch: int = Field(200, ge=1, le=5000)
+    fetch_batch_bytes: int = Field(20 * 1024 * 1024, ge=1024)  # whole mails in one FETCH add up to at most this
     timeout_seconds: float = Field(60.0, gt=0)
     reconnect_max_seconds: float = Field(60.0, gt=0)
     burst_seconds: float = Field(0.6, ge=0)  # after a pass that took in mail, poll this long before IDLE

@@ -6,6 +6,7 @@ never moves past a mail that was not recorded.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 
@@ -13,7 +14,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.adapters.store.engine import transaction
-from bot.adapters.store.tables import CursorRow, LedgerRow
+from bot.adapters.store.tables import CounterRow, CursorRow, LedgerRow, MessageRow
+from bot.core.model import Action
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +81,68 @@ def unflagged(engine: Engine, mailbox: str, uidvalidity: int) -> list[tuple[int,
             LedgerRow.mailbox == mailbox, LedgerRow.uidvalidity == uidvalidity,
             col(LedgerRow.flagged).is_(False))).all()
         return [(uid, outcome) for uid, outcome in rows]
+
+
+# -- mail that failed ---------------------------------------------------------------------------------
+# A mail whose fetching or taking in failed is tried again on the next passes; after FAILURES_ALLOWED
+# failures it is quarantined with the last reason and put in the ledger, so it is never fetched again.
+# The counts live in the counters table (no schema of their own): one row per failing UID, named by a
+# hash of the mailbox, the UIDVALIDITY and the UID, and deleted once the mail is in the ledger.
+FAILURES_ALLOWED = 3
+_FAILED = "uidfail:"
+
+
+def _failure_prefix(mailbox: str, uidvalidity: int) -> str:
+    return f"{_FAILED}{hashlib.sha256(mailbox.encode()).hexdigest()[:16]}:{uidvalidity}:"
+
+
+def count_failure(engine: Engine, mailbox: str, uidvalidity: int, uid: int) -> int:
+    """One more failure of this mail; how many it has had."""
+    name = f"{_failure_prefix(mailbox, uidvalidity)}{uid}"
+    with transaction(engine) as session:
+        row = session.exec(select(CounterRow).where(CounterRow.name == name)).first()
+        row = row or CounterRow(name=name, value=0)
+        row.value += 1
+        session.add(row)
+        return row.value
+
+
+def failing(engine: Engine, mailbox: str, uidvalidity: int) -> list[int]:
+    """UIDs that failed before and are not in the ledger yet (the cursor may be past them)."""
+    prefix = _failure_prefix(mailbox, uidvalidity)
+    with transaction(engine) as session:
+        names = session.exec(select(CounterRow.name).where(col(CounterRow.name).startswith(prefix))).all()
+    return sorted(int(name[len(prefix):]) for name in names if name[len(prefix):].isdigit())
+
+
+def forget_failures(engine: Engine, mailbox: str, uidvalidity: int, uids: list[int]) -> None:
+    """These UIDs are in the ledger now: their failure counts go."""
+    prefix = _failure_prefix(mailbox, uidvalidity)
+    with transaction(engine) as session:
+        for row in session.exec(select(CounterRow).where(
+                col(CounterRow.name).in_([f"{prefix}{uid}" for uid in uids]))).all():
+            session.delete(row)
+
+
+def quarantine(engine: Engine, mailbox: str, uidvalidity: int, uid: int, size: int, reason: str,
+               now: datetime) -> None:
+    """Record a mail that failed too often as quarantined with the reason (staff see it), in the ledger."""
+    with transaction(engine) as session:
+        if not in_ledger(session, mailbox, uidvalidity, uid):
+            row = MessageRow(direction="in", message_id=f"<uid-{uidvalidity}-{uid}@quarantine>", recorded_at=now,
+                             action=Action.QUARANTINED.value, reason=reason[:1000], size=size, mailbox_uid=uid)
+            session.add(row)
+            session.flush()
+            advance(session, mailbox, uidvalidity, uid, row.id, Action.QUARANTINED.value, now)
+    forget_failures(engine, mailbox, uidvalidity, [uid])
+
+
+def taken_in(engine: Engine, mailbox: str, uidvalidity: int, uids: list[int]) -> set[int]:
+    """Which of these UIDs are in the ledger already (not to be fetched again)."""
+    found: set[int] = set()
+    with transaction(engine) as session:
+        for start in range(0, len(uids), 1000):
+            found.update(session.exec(select(LedgerRow.uid).where(
+                LedgerRow.mailbox == mailbox, LedgerRow.uidvalidity == uidvalidity,
+                col(LedgerRow.uid).in_(uids[start : start + 1000]))).all())
+    return found

@@ -80,7 +80,7 @@ def strip_quoted(text: str) -> str:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     cut = len(lines)
     for i, line in enumerate(lines):
-        if _cuts_here(lines, i, line):
+        if line and not line.isspace() and _cuts_here(lines, i, line):  # a blank line never cuts
             cut = i
             break
     kept = [line for line in lines[:cut] if not _QUOTE_LINE.match(line)]
@@ -105,17 +105,29 @@ def _cuts_here(lines: list[str], i: int, line: str) -> bool:
 
 
 def _drop_signature_block(lines: list[str]) -> list[str]:
-    """Cuts at the last separator line whose following block reads like contact details."""
+    """Cuts at the last separator line whose following block reads like contact details.
+
+    One pass from the end (linear: each line is looked at once): `below` counts the non-blank,
+    non-separator lines under the current one, and whether the first _SIG_MAX_LINES + 1 of them hold
+    contact details or sentences is kept as they are met. The first separator with lines below it
+    decides; separators with nothing below (a closing one) are passed over.
+    """
+    below = 0
+    contact = sentence = False
     for i in range(len(lines) - 1, -1, -1):
-        if not _SEPARATOR.match(lines[i]):
-            continue
-        block = [line.strip() for line in lines[i + 1 :] if line.strip() and not _SEPARATOR.match(line)]
-        if not block:
-            continue  # a closing separator: look further up for the opening one
-        if (len(block) <= _SIG_MAX_LINES and any(_CONTACT.search(b) for b in block)
-                and not any(_SENTENCE.search(b) for b in block)):
-            return lines[:i]
-        return lines
+        line = lines[i]
+        if _SEPARATOR.match(line):
+            if not below:
+                continue  # a closing separator: look further up for the opening one
+            if below <= _SIG_MAX_LINES and contact and not sentence:
+                return lines[:i]
+            return lines
+        stripped = line.strip()
+        if stripped:
+            below += 1
+            if below <= _SIG_MAX_LINES:  # past that the block is too long to be a signature anyway
+                contact = contact or _CONTACT.search(stripped) is not None
+                sentence = sentence or _SENTENCE.search(stripped) is not None
     return lines
 
 

@@ -19,7 +19,15 @@ from itertools import islice
 from bot.core.model import Defect, DefectCode, InboundEmail
 from bot.core.parse import headers as hdr
 from bot.core.parse.charsets import ISO2022JP, codecs_for, norm_label
-from bot.core.parse.limits import BAD_INPUT, MAX_ADDRESSES, MAX_DEFECTS, MAX_IDS, MAX_NAME, MAX_SUBJECT
+from bot.core.parse.limits import (
+    BAD_INPUT,
+    MAX_ADDRESSES,
+    MAX_DEFECTS,
+    MAX_FETCHED_HEADER,
+    MAX_IDS,
+    MAX_NAME,
+    MAX_SUBJECT,
+)
 from bot.core.parse.mime import Walk, body, content_type, preamble
 
 __all__ = ["INTERNAL_ERROR", "parse_message"]
@@ -28,6 +36,17 @@ __all__ = ["INTERNAL_ERROR", "parse_message"]
 INTERNAL_ERROR = "could not parse message"
 
 _LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\n)+")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _header_cut(raw: bytes, truncated: bool) -> tuple[Defect, ...]:
+    """A mail fetched in part whose header is as long as the fetch brings: the rest of it was cut."""
+    if not truncated:
+        return ()
+    end = _HEADER_END.search(raw)
+    if (end.start() if end else len(raw)) < MAX_FETCHED_HEADER:
+        return ()
+    return (Defect(DefectCode.STRUCTURE, f"header longer than {MAX_FETCHED_HEADER} bytes: cut when fetched in part"),)
 
 
 def _normalise(raw: bytes) -> bytes:
@@ -133,7 +152,7 @@ def _parse(raw: bytes, size: int | None, truncated: bool) -> InboundEmail:
     text, html_only, body_defects = body(walk)
     from_name, name_defects = dec.decode(from_name_raw, "header from") if from_name_raw else ("", ())
     when, date_defects = hdr.date(hdr.first(msg, "date"))
-    defects = (*structure, *header_defects, *id_defects, *subject_defects, *reply_defects, *ref_defects,
+    defects = (*_header_cut(bytes(raw), truncated), *structure, *header_defects, *id_defects, *subject_defects, *reply_defects, *ref_defects,
                *walk.defects, *body_defects, *name_defects, *date_defects)
 
     return InboundEmail(

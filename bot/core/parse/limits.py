@@ -18,6 +18,9 @@ MAX_DEFECTS = 100
 # Decoding never needs more raw header than this to fill the capped values above, and it bounds the
 # work a hostile 200 KB header can cause.
 MAX_RAW_HEADER = 65_536
+# A mail fetched in part (adapters.imap) brings at most this much of its header; a header that
+# long arrived cut, and parse_message says so in a defect.
+MAX_FETCHED_HEADER = 256 * 1024
 MAX_HTML = 1_000_000
 DETECT_SAMPLE = 65_536
 
