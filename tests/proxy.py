@@ -22,14 +22,23 @@ class FaultyProxy:
         self._swallowed: set[socket.socket] = set()
         self._cut: set[socket.socket] = set()
         self.accepted = 0
+        self.idles = 0  # IMAP IDLE commands the server accepted ("+ idling") through the proxy
+        self._idling: set[socket.socket] = set()  # client sockets whose last word from the server was "+ idling"
         self._closed = False
         threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
 
     # -- faults --------------------------------------------------------------------------------
-    def cut(self) -> int:
-        """Reset every open connection, as a dropped NAT entry or a restarted firewall would."""
+    def _take(self, idling_only: bool) -> list[tuple[socket.socket, socket.socket]]:
         with self._lock:
-            links, self._links = self._links, []
+            links = [pair for pair in self._links if not idling_only or pair[0] in self._idling]
+            self._links = [pair for pair in self._links if pair not in links]
+        return links
+
+    def cut(self, *, idling_only: bool = False) -> int:
+        """Reset every open connection (or those in IMAP IDLE), as a dropped NAT entry or a restarted
+        firewall would."""
+        links = self._take(idling_only)
+        with self._lock:
             self._cut.update(sock for pair in links for sock in pair)
         for pair in links:  # wake the pump threads first: a socket closed under a blocked recv stays open
             for sock in pair:
@@ -43,11 +52,10 @@ class FaultyProxy:
                 _reset(sock)
         return len(links)
 
-    def say_and_cut(self, data: bytes) -> int:
-        """Send `data` to every client as if the server had said it (e.g. Microsoft's
-        `* BYE Session invalidated - AccessTokenExpired`), then cut the connections."""
-        with self._lock:
-            links, self._links = self._links, []
+    def say_and_cut(self, data: bytes, *, idling_only: bool = False) -> int:
+        """Send `data` to every client (or those in IMAP IDLE) as if the server had said it (e.g.
+        Microsoft's `* BYE Session invalidated - AccessTokenExpired`), then close the connections."""
+        links = self._take(idling_only)
         for client, upstream in links:
             try:
                 client.sendall(data)
@@ -63,6 +71,11 @@ class FaultyProxy:
             for sock in pair:
                 sock.close()
         return len(links)
+
+    def idling(self) -> int:
+        """How many connections are in IMAP IDLE now (the server's last word on them was "+ idling")."""
+        with self._lock:
+            return sum(pair[0] in self._idling for pair in self._links)
 
     def swallow(self) -> None:
         """Keep the open connections open but deliver nothing more on them, either way (a silent,
@@ -98,14 +111,20 @@ class FaultyProxy:
             with self._lock:
                 self._links.append((client, upstream))
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+                threading.Thread(target=self._pump, args=(src, dst, client), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, client: socket.socket) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if src is not client:
+                    if data.startswith(b"+ idling") or b"\r\n+ idling" in data:
+                        self.idles += 1
+                        self._idling.add(client)
+                    else:
+                        self._idling.discard(client)
                 if src not in self._swallowed:
                     dst.sendall(data)
         except OSError:

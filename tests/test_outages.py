@@ -10,6 +10,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -88,27 +89,35 @@ def _wait_unseen(mailbox, count: int, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.parametrize("how", ["reset", "closed"])  # RST (a network fault) or FIN (the far end closes)
 def test_connection_reset_during_idle_is_noticed_and_nothing_is_missed(tmp_path: Path, mailbox, smtp_sink,
-                                                                      imap_proxy: FaultyProxy) -> None:
+                                                                      imap_proxy: FaultyProxy, how: str) -> None:
     cfg = write_config(tmp_path, imap_port=imap_proxy.port, smtp_port=smtp_sink.port,
                        db_url=f"sqlite:///{tmp_path}/bot.db")
-    _tune(cfg, reconnect_max_seconds=2)
+    _tune(cfg, reconnect_max_seconds=2, burst_seconds=0)  # no NOOP polling after a pass: only IDLE can tell
     port = with_health(cfg)
     log = tmp_path / "bot.log"
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
         try:
-            wait_health(port, timeout=20)  # watching the mailbox
-            assert imap_proxy.cut() >= 1
-            mailbox.append([_inquiry("after-reset")])  # lands while the bot has no connection
-            took = _wait_reply(smtp_sink, "after-reset", 20)
+            wait_health(port, timeout=20)
+            mailbox.append([_inquiry(f"before-{how}")])  # answered: the first passes are over
+            assert _wait_reply(smtp_sink, f"before-{how}", 20) is not None
+            # only the connection in IDLE (the watcher's) is cut: it alone must notice
+            wait_until(lambda: imap_proxy.idling() >= 1, 20, "the bot in IDLE")
+            cut = imap_proxy.cut if how == "reset" else partial(imap_proxy.say_and_cut, b"")
+            accepted = imap_proxy.accepted
+            assert cut(idling_only=True) == 1
+            mailbox.append([_inquiry(f"after-{how}")])  # lands while the bot has no watching connection
+            wait_until(lambda: imap_proxy.accepted > accepted, 10, "the watcher noticed and connected again")
+            took = _wait_reply(smtp_sink, f"after-{how}", 20)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
     text = log.read_text()
     assert took is not None, text[-3000:]
-    assert "connection trouble" in text and text.count("watching INBOX") >= 2
-    assert _replies_to(smtp_sink, "after-reset") == 1
+    assert "watcher connection trouble" in text
+    assert _replies_to(smtp_sink, f"after-{how}") == 1
 
 
 def test_silent_half_open_link_under_idle_is_given_up_and_replaced(tmp_path: Path, mailbox, smtp_sink,
@@ -122,6 +131,7 @@ def test_silent_half_open_link_under_idle_is_given_up_and_replaced(tmp_path: Pat
         proc = bot_process(cfg, "run", stderr=err)
         try:
             wait_health(port, timeout=20)
+            wait_until(lambda: imap_proxy.idles >= 1, 20, "the bot in IDLE")
             imap_proxy.swallow()  # the IDLE notification for the next mail never arrives
             mailbox.append([_inquiry("half-open")])
             took = _wait_reply(smtp_sink, "half-open", 40)  # IDLE renewal (10 s) + timeout (3 s) + reconnect
