@@ -18,6 +18,7 @@ from bot.adapters.store.outbox import (
     count_auto_since,
     count_auto_to_domain_since,
     enqueue,
+    refused,
 )
 from bot.adapters.store.tables import CaseRow
 from bot.compose.context import case_context
@@ -62,6 +63,10 @@ class Mailing:
         Raises TemplateProblem (nothing queued) when the template does not render."""
         assert case.id is not None
         message_id = make_message_id(self.sender.domain)
+        probe = Queued(purpose=mail.purpose, message_id=message_id, to_addr=case.requester, raw=b"",
+                       automatic=mail.automatic, case_id=case.id, actor=mail.actor, lenient_domains=self.lenient_domains)
+        if refused(session, probe, now, from_addr=self.sender.address, own_addresses=self.settings.own_addresses):
+            return ""  # checked before anything is composed; enqueue checks again
         ctx = replace(case_context(self.settings, record_of(case), inquiry_subject=mail.inquiry_subject),
                       message=mail.message)
         out = build_reply(renderer=self.renderer, template=mail.template, ctx=ctx, message_id=message_id,

@@ -63,14 +63,7 @@ def enqueue(session: Session, mail: Queued, now: datetime, *, from_addr: str,
     Every recipient is checked first (`recipient_problem`: syntax, no localhost, single-label or
     special-use domain, never the bot's own address): a refused one queues nothing, writes why to the
     case history (never the address, nor in the log) and returns False."""
-    problem = recipient_problem(mail.to_addr, {from_addr, *own_addresses}, internal=mail.internal,
-                                lenient_domains=mail.lenient_domains)
-    if problem:
-        log.warning("recipient refused, nothing queued: purpose=%s case=%s", mail.purpose, mail.case_id)
-        if mail.case_id is not None:
-            session.add(EventRow(case_id=mail.case_id, at=now, actor=mail.actor, kind=EventKind.RECIPIENT_REFUSED.value,
-                                 detail=f"{mail.purpose}: {problem}"[:1000]))
-            session.flush()
+    if refused(session, mail, now, from_addr=from_addr, own_addresses=own_addresses):
         return False
     norm = normalise_address(mail.to_addr)
     session.add(OutboxRow(case_id=mail.case_id, purpose=mail.purpose, message_id=mail.message_id,
@@ -87,6 +80,22 @@ def enqueue(session: Session, mail: Queued, now: datetime, *, from_addr: str,
         kind, detail = mail.note
         session.add(EventRow(case_id=mail.case_id, at=now, actor=mail.actor, kind=kind.value, detail=detail))
     session.flush()  # the unique Message-ID is checked here
+    return True
+
+
+def refused(session: Session, mail: Queued, now: datetime, *, from_addr: str,
+            own_addresses: frozenset[str] = frozenset()) -> bool:
+    """Whether `mail`'s recipient fails the check (then written to the case history, without the address).
+    `enqueue` calls it; a composer may call it first, before it serialises anything."""
+    problem = recipient_problem(mail.to_addr, {from_addr, *own_addresses}, internal=mail.internal,
+                                lenient_domains=mail.lenient_domains)
+    if not problem:
+        return False
+    log.warning("recipient refused, nothing queued: purpose=%s case=%s", mail.purpose, mail.case_id)
+    if mail.case_id is not None:
+        session.add(EventRow(case_id=mail.case_id, at=now, actor=mail.actor, kind=EventKind.RECIPIENT_REFUSED.value,
+                             detail=f"{mail.purpose}: {problem}"[:1000]))
+        session.flush()
     return True
 
 
