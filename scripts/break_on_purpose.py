@@ -241,7 +241,7 @@ SABOTAGES = (
              ("tests/test_trust.py", "-k", "limits and sqlite")),
     Sabotage("trust-reminder-unacknowledged", "10 trust: reminders go only to cases whose acknowledgement was sent",
              "bot/core/followups.py", "        if reached and case.acknowledged:", "        if reached:",
-             ("tests/test_sweep.py", "-k", "sent_acknowledgement and sqlite")),
+             ("tests/test_sweep.py", "tests/test_followups.py", "-k", "acknowledgement and not postgresql")),
     Sabotage("trust-reminder-uncounted", "10 trust: reminders count toward the limits on automatic mail",
              "bot/app/sweep.py", "automatic=True, inquiry_subject=case.subject), now)",
              "automatic=False, inquiry_subject=case.subject), now)",

@@ -178,6 +178,9 @@ def test_reminders_only_after_a_sent_acknowledgement_and_they_count(settings, en
         intake.take_in("box", 1, Fetched(uid, raw, len(raw), False), T0 + timedelta(minutes=uid))
     send(engine, settings, T0 + timedelta(minutes=10))
     assert len(smtp_sink.wait_for(3)) == 3
+    # a rights case whose acknowledgement was queued but never sent (still pending): no reminder either
+    raw = mail_bytes(sender="late@example.org", subject="My data", message_id="<late@x>", body="Please delete my data.")
+    assert intake.take_in("box", 1, Fetched(8, raw, len(raw), False), T0 + timedelta(minutes=20)).replied
     now = T0 + timedelta(days=14, hours=1)
     done = sweep_once(engine, Mailing(settings, renderer), Notifier(settings), now)
     assert [f.purpose for f in done] == ["reminder14"] * 3

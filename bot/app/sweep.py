@@ -22,6 +22,7 @@ from bot.core.decide import limit_reached
 from bot.core.followups import Followup, Step, due_followups
 from bot.core.lifecycle import Abandoned, transition
 from bot.core.model import OPEN_STATUSES, Action, EventKind, Status
+from bot.core.trust import recipient_problem
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,11 @@ def sweep_once(engine: Engine, mailing: Mailing, notifier: Notifier, now: dateti
                         notifier.queue_limit_notice(session, limit, limit_period(limit, now), case.ref, now)
                         log.info("follow-up ref=%s step=%s waits: %s reached", step.ref, step.purpose, limit)
                         continue
+                    if recipient_problem(case.requester, settings.own_addresses,
+                                         lenient_domains=mailing.lenient_domains):
+                        log.info("follow-up ref=%s step=%s: the recipient fails the outbox's check", step.ref,
+                                 step.purpose)
+                        continue  # the acknowledgement went there, so rare; nothing is sent, nothing repeated
                     thread = thread_of(session, case)
                     mailing.queue(session, case, CaseMail(
                         template="reminder_documents", purpose=step.purpose, action=Action.REMINDER,

@@ -39,6 +39,15 @@ class MailboxSettings(Section):
     burst_seconds: float = Field(0.6, ge=0)  # after a pass that took in mail, poll this long before IDLE
     follower_seconds: float = Field(1.0, gt=0)  # a process that does not lead sends and retries leading this often
 
+    @field_validator("trusted_authserv_ids")
+    @classmethod
+    def _authserv_ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.strip() or any(ch.isspace() or ch in ';()"' for ch in item.strip()):
+                raise ValueError(f"{item!r} is not an authserv-id (the first word of an Authentication-Results "
+                                 "header your receiving server writes, e.g. \"mx.example.com\")")
+        return [item.strip().lower() for item in value]
+
 
 class SmtpSettings(Section):
     host: str
