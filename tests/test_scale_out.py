@@ -97,8 +97,9 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_two_processes_and_a_killed_leader_answer_each_inquiry_once(tmp_path: Path, mailbox, smtp_sink,
                                                                      pg_url: str) -> None:
     mails = 200
+    volume = {"policy": {"max_auto_replies_per_domain_per_hour": 1000, "max_auto_replies_per_hour": 1000}}  # not the limits
     cfgs = {name: write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=pg_url,
-                               name=f"{name}.toml") for name in ("a", "b")}
+                               name=f"{name}.toml", overrides=volume) for name in ("a", "b")}
     ports = {name: with_health(cfg) for name, cfg in cfgs.items()}
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
     with logs["a"].open("w") as log_a, logs["b"].open("w") as log_b:
