@@ -33,7 +33,8 @@ def _rows(engine: Engine, count: int, *, status: str = "pending", claimed_by: st
         session.add(case)
         session.flush()
         for i in range(count):
-            session.add(OutboxRow(case_id=case.id, purpose="ack", message_id=f"<m{i}@bot.test>", to_addr="a@example.com",
+            # one mail per case, purpose and recipient (the outbox's unique index): each row its own purpose
+            session.add(OutboxRow(case_id=case.id, purpose=f"reply.{i}", message_id=f"<m{i}@bot.test>", to_addr="a@example.com",
                                   raw=b"Subject: x\r\n\r\nx\r\n", status=status, claimed_by=claimed_by,
                                   next_attempt_at=NOW, created_at=NOW))
 
@@ -58,7 +59,7 @@ def test_claims_of_a_dead_worker_come_back_and_handed_over_mail_is_never_resent(
     engine = make_engine(db_url)
     _rows(engine, 1, status="claimed", claimed_by=DEAD.replace("nohost.invalid", _host()))
     with transaction(engine) as session:
-        row = OutboxRow(purpose="ack", message_id="<late@bot.test>", to_addr="b@example.com", raw=b"x",
+        row = OutboxRow(purpose="reply.late", message_id="<late@bot.test>", to_addr="b@example.com", raw=b"x",
                         status="committing", claimed_by=DEAD.replace("nohost.invalid", _host()),
                         next_attempt_at=NOW, created_at=NOW, case_id=1)
         session.add(row)

@@ -19,6 +19,7 @@ from bot.compose.templates import template_folders
 from bot.core.digest import Digest
 from bot.core.lifecycle import Note
 from bot.core.model import EventKind
+from bot.core.trust import normalise_address
 from bot.settings import Settings
 
 
@@ -40,7 +41,11 @@ class Notifier:
 
     @property
     def recipients(self) -> list[str]:
-        return list(self.settings.staff.digest_recipients)
+        # once each (an address listed twice would break "one mail per case, purpose and recipient")
+        unique: dict[str, str] = {}
+        for address in self.settings.staff.digest_recipients:
+            unique.setdefault(normalise_address(address) or address, address)
+        return list(unique.values())
 
     def _queue(self, session: Session, *, subject: str, text: str, html: str, ids: list[str], purpose: str,
                now: datetime, case_id: int | None = None) -> None:
