@@ -20,6 +20,7 @@ from bot.app.intake import Intake, Outcome
 from bot.app.mailing import CaseMail, Mailing
 from bot.compose.templates import Renderer
 from bot.core.model import Action, EventKind
+from bot.core.trust import normalise_address, parse_authentication_results, recipient_problem
 from bot.settings import load_rules, load_settings
 from tests.botrun import ROOT, write_config
 from tests.factories import mail_bytes
@@ -181,3 +182,52 @@ def test_limits_per_normalised_sender_per_domain_and_in_all_and_staff_told_once(
         "policy.max_auto_replies_per_domain_per_hour reached", "policy.max_auto_replies_per_hour reached",
         "policy.max_auto_replies_per_sender_per_day reached"]
     assert all(not o.automatic for o in notices)
+
+
+# -- the pure rules (bot/core/trust.py) ------------------------------------------------------------
+
+@pytest.mark.parametrize(("addr", "normalised"), [
+    ("Ruth.Adams+Promo@Example.COM", "ruth.adams@example.com"),
+    ("<VICTIM+a+b@example.com.>", "victim@example.com"),
+    ("victim@example.com", "victim@example.com"),
+    ("+only@example.com", "+only@example.com"),  # nothing before the tag: kept as it is
+    ("no-at-sign", ""),
+    ("", ""),
+])
+def test_normalise_address(addr: str, normalised: str) -> None:
+    assert normalise_address(addr) == normalised
+
+
+@pytest.mark.parametrize(("addr", "internal", "refused"), [
+    ("ruth@example.com", False, False),
+    ("taro..yamada@docomo.ne.jp", False, False),  # an old carrier address, as the sorter accepts it
+    ("taro..yamada@example.jp", False, True),
+    ("root@localhost", False, True),
+    ("admin@intranet", False, True),
+    ("dpo@bot.test", False, True),
+    ("dpo@bot.test", True, False),  # staff from the settings: a test domain is fine, syntax still checked
+    ("not an address", True, True),
+    ("privacy+x@bot.test", True, True),  # the bot's own address, whatever the tag
+    ("ruth@example.com\r\nBcc: x@y.com", False, True),
+])
+def test_recipient_problem(addr: str, internal: bool, refused: bool) -> None:
+    problem = recipient_problem(addr, {"privacy@bot.test"}, internal=internal,
+                                lenient_domains=frozenset({"docomo.ne.jp"}))
+    assert bool(problem) is refused, problem
+    assert addr.split("\r")[0] not in problem
+
+
+@pytest.mark.parametrize(("value", "server", "results"), [
+    ("mx.example.com; dkim=pass (good) header.d=example.com header.s=s1; spf=none",
+     "mx.example.com", [("dkim", "pass", ("header.d", "example.com")), ("spf", "none", None)]),
+    ("MX.example.com 1; dmarc=fail (p=reject dis=none) header.from=Example.COM",
+     "mx.example.com", [("dmarc", "fail", ("header.from", "example.com"))]),
+    ("mx.example.com; none", "mx.example.com", []),
+    ("(" * 500 + "mx.example.com; dmarc=pass", "", []),  # nested comments: not a result, never a crash
+    ("", "", []),
+])
+def test_parse_authentication_results(value: str, server: str, results: list[Any]) -> None:
+    got_server, got = parse_authentication_results(value)
+    assert got_server.startswith(server) and len(got) == len(results)
+    for r, (method, result, prop) in zip(got, results, strict=True):
+        assert (r.method, r.result) == (method, result) and (prop is None or prop in r.properties)

@@ -69,7 +69,7 @@ def parse_authentication_results(value: str) -> tuple[str, tuple[AuthResult, ...
         return "", ()
     parts = _strip_comments(value).split(";")
     head = parts[0].split()
-    if not head:
+    if not head or "(" in head[0] or ")" in head[0]:  # an unclosed comment: not a server's header
         return "", ()
     results = []
     for part in parts[1:]:
