@@ -425,7 +425,7 @@ def test_a_database_of_release_6baab05_upgrades_without_loss_and_works(
     after = rows_of(engine)
     assert rows_of(engine, only=old_columns) == before
     added = {t: [c for c in cols if c not in old_columns.get(t, cols)] for t, cols in columns_of(engine).items()}
-    # the outbox's normalised recipient and its domain are filled from to_addr (0004_trust), the limits count them
+    # the outbox's normalised recipient and its domain are filled from to_addr (0004b_trust), the limits count them
     filled = {("outbox", "to_norm"), ("outbox", "to_domain")}
     for table, names in added.items():  # columns added since: their defaults ('' or NULL, False) on every old row
         names = [n for n in names if (table, n) not in filled]

@@ -2,7 +2,7 @@
 mail count by, and one mail per case, purpose and recipient (the bot's Message-IDs are random now);
 whether a case's sender was authenticated (its name and subject may then be echoed).
 
-Revision ID: 0004_trust
+Revision ID: 0004b_trust
 Revises: 0003_staff_console
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_trust"
+revision = "0004b_trust"
 down_revision = "0003_staff_console"
 branch_labels = None
 depends_on = None
