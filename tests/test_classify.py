@@ -11,7 +11,7 @@ import pytest
 from bot.core.classify import classify, detect_language, find_ref, match_text, normalise, strip_quoted
 from bot.core.classify.rules import rules_from_data
 from bot.core.errors import ConfigError
-from bot.core.model import Attachment, InboundEmail, Kind, Suppress
+from bot.core.model import Attachment, Flag, InboundEmail, Kind, Suppress
 from bot.settings import default_rules_path, load_rules
 from tests.factories import inbound
 
@@ -188,8 +188,9 @@ SUPPRESS_ROWS: list[tuple[str, dict[str, Any], Suppress | None, str]] = [
      Suppress.NO_REPLY_SENDER, "no_reply.local_part: noreply@shop.example.com"),
     ("do-not-reply", {"from_addr": "do-not-reply@shop.example.com"},
      Suppress.NO_REPLY_SENDER, "no_reply.local_part: do-not-reply@shop.example.com"),
+    # SPEC section 9: Reply-To only for an authenticated sender; unauthenticated, the answer would go to From
     ("web-form-noreply-with-reply-to", {"from_addr": "noreply@forms.example.com", "reply_to": "ken@example.jp"},
-     None, ""),
+     Suppress.NO_REPLY_SENDER, "no_reply.local_part: noreply@forms.example.com"),
     ("no-address", {"from_addr": "", "reply_to": ""},
      Suppress.INVALID_ADDRESS, "address.missing: no usable From or Reply-To address"),
     ("invalid-address", {"from_addr": "ruth@@example.net"}, Suppress.INVALID_ADDRESS, "address.invalid: ruth@@example.net"),
@@ -227,11 +228,16 @@ def test_suppress(overrides: dict[str, Any], suppress: Suppress | None, evidence
 @pytest.mark.parametrize(("results", "flags"), [
     (("mx.example.com; spf=pass; dkim=fail; dmarc=fail (p=reject) header.from=example.net",), ("dmarc_fail",)),
     (("mx.example.com; spf=pass; dmarc=pass header.from=example.net",), ()),
-    (("mx.example.com; dmarc=pass", "relay.example.com; DMARC=FAIL"), ("dmarc_fail",)),
+    # issue 10: only the trusted server's headers are read (the relay's line may be the sender's own)
+    (("mx.example.com; dmarc=pass", "relay.example.com; DMARC=FAIL"), ()),
+    (("relay.example.com; DMARC=FAIL",), ()),
     ((), ()),
 ])
 def test_dmarc_flag(results: tuple[str, ...], flags: tuple[str, ...]) -> None:
-    assert sort(headers=tuple(("authentication-results", r) for r in results)).flags == flags
+    headers = tuple(("authentication-results", r) for r in results)
+    assert classify(mail(headers=headers), RULES, own_addresses=OWN,
+                    trusted_authserv_ids=("mx.example.com",)).flags == flags
+    assert sort(headers=headers).flags == ()  # no trusted server configured: no header is read
 
 
 @pytest.mark.parametrize(("text", "language"), [
@@ -364,3 +370,52 @@ def test_classify_never_raises_on_odd_values() -> None:
                headers=(("to", "a" * 100_000), ("auto-submitted", "")), content_type="")
     result = classify(odd, RULES, own_addresses=OWN)
     assert (result.suppress, result.kinds, result.language) == (Suppress.INVALID_ADDRESS, (), "en")
+
+
+# --- issue 10: who an answer goes to (SPEC section 9) -------------------------------------------------
+
+MX = ("mx.example.com",)
+FORM = {"from_addr": "noreply@forms.example.com", "reply_to": "ken@example.jp"}
+
+
+@pytest.mark.parametrize(("headers", "trusted", "recipient", "authenticated", "dmarc_fail"), [
+    ((), MX, "noreply@forms.example.com", False, False),
+    ((("authentication-results", "mx.example.com; dkim=pass header.d=forms.example.com"),), MX,
+     "ken@example.jp", True, False),
+    ((("authentication-results", "mx.example.com; dmarc=pass (p=reject) header.from=forms.example.com"),), MX,
+     "ken@example.jp", True, False),
+    ((("authentication-results", "mx.example.com; spf=pass smtp.mailfrom=bounce@mail.forms.example.com"),), MX,
+     "ken@example.jp", True, False),
+    # the sender wrote it: not from a trusted server, or no server is trusted at all
+    ((("authentication-results", "evil.example; dmarc=pass header.from=forms.example.com"),), MX,
+     "noreply@forms.example.com", False, False),
+    ((("authentication-results", "mx.example.com; dmarc=pass header.from=forms.example.com"),), (),
+     "noreply@forms.example.com", False, False),
+    # below a header from another server, a "trusted" one may be forged
+    ((("authentication-results", "relay.example; none"),
+      ("authentication-results", "mx.example.com; dmarc=pass header.from=forms.example.com")), MX,
+     "noreply@forms.example.com", False, False),
+    # dkim for another domain is not the sender's
+    ((("authentication-results", "mx.example.com; dkim=pass header.d=evil.example"),), MX,
+     "noreply@forms.example.com", False, False),
+    ((("authentication-results", "mx.example.com; dmarc=fail header.from=forms.example.com"),), MX,
+     "noreply@forms.example.com", False, True),
+    ((("authentication-results", "MX.Example.COM; dkim=pass header.d=forms.example.com; dmarc=fail"),), MX,
+     "noreply@forms.example.com", False, True),
+    # an untrusted dmarc=fail means nothing either way
+    ((("authentication-results", "evil.example; dmarc=fail"),), MX, "noreply@forms.example.com", False, False),
+])
+def test_reply_to_only_for_a_sender_a_trusted_server_authenticated(headers, trusted, recipient, authenticated,
+                                                                    dmarc_fail) -> None:
+    result = classify(mail(headers=headers, **FORM), RULES, own_addresses=OWN, trusted_authserv_ids=trusted)
+    assert (result.recipient, result.authenticated) == (recipient, authenticated)
+    assert (Flag.DMARC_FAIL in result.flags) is dmarc_fail
+
+
+def test_the_sorter_fails_closed() -> None:
+    """From: with 1,200 nested "(" and Reply-To: root@localhost: whatever raises inside, the result
+    is an error that is never answered (never "no suppression")."""
+    nested = mail(from_addr="", reply_to="root@localhost",
+                  headers=(("from", "(" * 1200 + "x@example.com"), ("reply-to", "root@localhost")))
+    result = classify(nested, RULES, own_addresses=OWN)
+    assert result.error and Flag.CLASSIFIER_ERROR in result.flags and result.recipient == ""

@@ -20,6 +20,10 @@ def test_example_config_loads() -> None:
     s = load_settings(ROOT / "config" / "bot.example.toml")
     assert s.mailbox.security == "ssl" and s.mailbox.tls_verify is True
     assert s.policy.response_days == 14 and s.policy.timezone == "Asia/Tokyo"
+    # SPEC section 9: no server trusted until the admin names theirs; the three limits on automatic mail
+    assert s.mailbox.trusted_authserv_ids == []
+    assert (s.policy.max_auto_replies_per_sender_per_day, s.policy.max_auto_replies_per_domain_per_hour,
+            s.policy.max_auto_replies_per_hour) == (3, 20, 100)
 
 
 def test_environment_overrides_file(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,6 +41,9 @@ def test_environment_overrides_file(cfg: Path, monkeypatch: pytest.MonkeyPatch) 
         ({"policy": {"timezone": "Mars/Olympus"}}, "policy.timezone"),
         ({"smtp": {"from_address": DELETE}}, "smtp.from_address"),
         ({"policy": {"bogus_key": 1}}, "policy.bogus_key"),
+        ({"mailbox": {"trusted_authserv_ids": ["mx.example.com; dmarc=pass"]}}, "mailbox.trusted_authserv_ids"),
+        ({"policy": {"max_auto_replies_per_domain_per_hour": -1}}, "policy.max_auto_replies_per_domain_per_hour"),
+        ({"policy": {"max_auto_replies_per_hour": "many"}}, "policy.max_auto_replies_per_hour"),
     ],
 )
 def test_bad_config_names_the_key(cfg: Path, overrides: dict, key: str) -> None:

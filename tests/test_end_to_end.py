@@ -125,7 +125,7 @@ def test_inquiries_answered_once_sorted_and_threaded(config: Path, mailbox, smtp
         replies = [m for m in sent if m.message["In-Reply-To"] == mid]
         assert len(replies) == 1, (q.subject, len(replies))
         reply = replies[0]
-        expected_to = q.reply_to or q.address
+        expected_to = q.address  # SPEC section 9: From; Reply-To only for an authenticated sender (none here)
         assert reply.rcpt_tos == (expected_to,)
         msg = reply.message
         case = by_case[expected_to]

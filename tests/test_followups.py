@@ -9,8 +9,8 @@ SENT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 POLICY = FollowupPolicy()
 
 
-def view(status: Status = Status.AWAITING_DOCUMENTS, done: tuple[str, ...] = ()) -> CaseView:
-    return CaseView("PRV-2026-00001", status, SENT, frozenset(done))
+def view(status: Status = Status.AWAITING_DOCUMENTS, done: tuple[str, ...] = (), acknowledged: bool = True) -> CaseView:
+    return CaseView("PRV-2026-00001", status, SENT, frozenset(done), acknowledged=acknowledged)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,10 @@ def test_staff_warnings_and_daily_escalation(now, done, expected) -> None:
 def test_no_staff_alerts_once_responded() -> None:
     case = CaseView("PRV-2026-00001", Status.RESPONDED, SENT, frozenset(), due_at=DUE, local_day="2026-12-25")
     assert due_followups([case], DUE + timedelta(days=5), POLICY) == []
+
+
+@pytest.mark.parametrize(("days", "expected"), [(14, []), (28, []), (60, [(Step.ABANDON, "abandon")])])
+def test_no_reminder_to_a_case_whose_acknowledgement_was_not_sent(days, expected) -> None:
+    """Issue 10: over a limit (or for a refused recipient) no acknowledgement went out; no reminder follows."""
+    got = due_followups([view(acknowledged=False)], SENT + timedelta(days=days), POLICY)
+    assert [(f.step, f.purpose) for f in got] == expected

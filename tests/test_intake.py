@@ -90,14 +90,34 @@ def test_threading_by_reference_and_by_in_reply_to(intake: Intake) -> None:
     ack_id = rows(intake, OutboxRow)[0].message_id
     by_ref = take(intake, 2, mail_bytes(sender="ruth@example.com", subject=f"Re: [{first.ref.lower()}] thanks",
                                         message_id="<b@x>", body="ok"))
-    by_header = take(intake, 3, mail_bytes(sender="other@example.com", subject="Re: hello", message_id="<c@x>",
+    by_header = take(intake, 3, mail_bytes(sender="Ruth+2@Example.com", subject="Re: hello", message_id="<c@x>",
                                            body="Please delete my data", headers={"In-Reply-To": ack_id}))
     assert (by_ref.action, by_ref.ref, by_ref.replied) == ("follow_up", first.ref, False)
     assert (by_header.action, by_header.ref, by_header.replied) == ("follow_up", first.ref, False)
     assert len(rows(intake, CaseRow)) == 1 and len(rows(intake, OutboxRow)) == 1
-    # the follow-up from the requester's own address raised no flag; the one from elsewhere did
-    assert rows(intake, CaseRow)[0].flags == "other_sender"
-    assert [e.detail for e in rows(intake, EventRow) if e.kind == "flagged"] == ["other_sender: other@example.com"]
+    assert rows(intake, CaseRow)[0].flags == ""  # both from the requester (normalised): no flag
+    assert "PRV" not in ack_id and first.ref not in ack_id  # the bot's Message-ID says nothing about the case
+
+
+def test_only_the_requester_joins_a_case_anyone_else_gets_their_own(intake: Intake) -> None:
+    """Issue 10, finding 4: "Fwd: [PRV-...] deletion request" or an answer to the case's mail from
+    another address opens a case of its own (acknowledged), flagged with the reference it mentioned."""
+    first = take(intake, 1, mail_bytes(sender="ruth@example.com", subject="My data", message_id="<a@x>",
+                                       body="Please send me a copy of my personal data."))
+    ack_id = rows(intake, OutboxRow)[0].message_id
+    fwd = take(intake, 2, mail_bytes(sender="hana@example.net", subject=f"Fwd: [{first.ref}] deletion request",
+                                     message_id="<b@x>", body="Please delete my personal data."))
+    answer = take(intake, 3, mail_bytes(sender="other@example.org", subject="Re: hello", message_id="<c@x>",
+                                        body="Please delete my personal data.", headers={"In-Reply-To": ack_id}))
+    for outcome in (fwd, answer):
+        assert (outcome.action, outcome.replied) == ("new_case", True) and outcome.ref != first.ref
+    cases = {c.ref: c for c in rows(intake, CaseRow)}
+    assert len(cases) == 3 and cases[first.ref].flags == ""
+    for outcome in (fwd, answer):
+        assert cases[outcome.ref].flags == "mentions_other_case"
+        assert f"mentions {first.ref}" in outcome.reason
+    assert sorted(o.to_addr for o in rows(intake, OutboxRow)) == ["hana@example.net", "other@example.org",
+                                                                  "ruth@example.com"]
 
 
 def test_bodies_are_not_kept_by_default(intake: Intake) -> None:

@@ -275,7 +275,7 @@ def compose(mail: InboundEmail, sorted_: Classification, decision: Decision, jap
     ctx = replace(sample_context(sorted_.language), kinds=decision.kinds, language=sorted_.language,
                   requester=mail.reply_address, requester_name=mail.from_name[:200], inquiry_subject=mail.subject)
     out = build_reply(renderer=renderer(), template=decision.template, ctx=ctx,
-                      message_id=make_message_id(ctx.ref, "ack", "bot.test"), in_reply_to=mail.message_id,
+                      message_id=make_message_id("bot.test"), in_reply_to=mail.message_id,
                       references=(*mail.references, mail.message_id),
                       attach_form=decision.attach_form if attach_form is None else attach_form)
     return serialise(out, from_address=BOT, from_name="Privacy Office", reply_to=BOT, date=NOW,

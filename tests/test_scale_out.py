@@ -33,7 +33,8 @@ def _rows(engine: Engine, count: int, *, status: str = "pending", claimed_by: st
         session.add(case)
         session.flush()
         for i in range(count):
-            session.add(OutboxRow(case_id=case.id, purpose="ack", message_id=f"<m{i}@bot.test>", to_addr="a@example.com",
+            # one mail per case, purpose and recipient (the outbox's unique index): each row its own purpose
+            session.add(OutboxRow(case_id=case.id, purpose=f"reply.{i}", message_id=f"<m{i}@bot.test>", to_addr="a@example.com",
                                   raw=b"Subject: x\r\n\r\nx\r\n", status=status, claimed_by=claimed_by,
                                   next_attempt_at=NOW, created_at=NOW))
 
@@ -58,7 +59,7 @@ def test_claims_of_a_dead_worker_come_back_and_handed_over_mail_is_never_resent(
     engine = make_engine(db_url)
     _rows(engine, 1, status="claimed", claimed_by=DEAD.replace("nohost.invalid", _host()))
     with transaction(engine) as session:
-        row = OutboxRow(purpose="ack", message_id="<late@bot.test>", to_addr="b@example.com", raw=b"x",
+        row = OutboxRow(purpose="reply.late", message_id="<late@bot.test>", to_addr="b@example.com", raw=b"x",
                         status="committing", claimed_by=DEAD.replace("nohost.invalid", _host()),
                         next_attempt_at=NOW, created_at=NOW, case_id=1)
         session.add(row)
@@ -97,8 +98,9 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_two_processes_and_a_killed_leader_answer_each_inquiry_once(tmp_path: Path, mailbox, smtp_sink,
                                                                      pg_url: str) -> None:
     mails = 200
+    volume = {"policy": {"max_auto_replies_per_domain_per_hour": 1000, "max_auto_replies_per_hour": 1000}}  # not the limits
     cfgs = {name: write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=pg_url,
-                               name=f"{name}.toml") for name in ("a", "b")}
+                               name=f"{name}.toml", overrides=volume) for name in ("a", "b")}
     ports = {name: with_health(cfg) for name, cfg in cfgs.items()}
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
     with logs["a"].open("w") as log_a, logs["b"].open("w") as log_b:

@@ -94,12 +94,13 @@ def test_reminders_and_abandonment_happen_once_on_the_right_day(settings, engine
         assert len(s.exec(select(OutboxRow).where(OutboxRow.status == "sent")).all()) == 6
 
 
-def test_a_second_sweep_from_another_process_queues_nothing(settings, engines) -> None:
+def test_a_second_sweep_from_another_process_queues_nothing(settings, engines, smtp_sink) -> None:
     engine, renderer = restart(settings, engines)
     intake = Intake(Mailing(settings, renderer), engine, load_rules(ROOT / "config" / "rules.toml"))
     raw = mail_bytes(sender="ruth@example.com", subject="My data", message_id="<r@x>",
                      body="Please send me a copy of my personal data.")
     intake.take_in("box", 1, Fetched(1, raw, len(raw), False), T0)
+    send(engine, settings, T0)  # reminders follow only an acknowledgement that was sent
     now = T0 + timedelta(days=14, hours=1)
     other, _ = restart(settings, engines)
     first = sweep_once(engine, Mailing(settings, renderer), Notifier(settings), now)
@@ -164,3 +165,29 @@ def test_staff_warned_before_due_and_escalated_once_a_day_when_overdue(settings,
     subjects = sorted(str(m.message["Subject"]) for m in alerts)  # sent over several connections: any order
     assert sum("期限超過" in s for s in subjects) == 2 and sum("期限間近" in s for s in subjects) == 1
     assert all(s.startswith(f"[{ref}]") for s in subjects)
+
+
+def test_reminders_only_after_a_sent_acknowledgement_and_they_count(settings, engines, smtp_sink) -> None:
+    """Issue 10, finding 3: over the per-sender cap a case is still opened, but it gets no
+    acknowledgement, so no day-14 or day-28 reminder either; reminders count toward the limits."""
+    engine, renderer = restart(settings, engines)
+    intake = Intake(Mailing(settings, renderer), engine, load_rules(ROOT / "config" / "rules.toml"))
+    for uid in range(1, 6):  # the cap is 3 a day: 3 acknowledgements, 2 cases for staff
+        raw = mail_bytes(sender=f"Victim+{uid}@Example.com", subject="My data", message_id=f"<v{uid}@x>",
+                         body="Please send me a copy of my personal data.")
+        intake.take_in("box", 1, Fetched(uid, raw, len(raw), False), T0 + timedelta(minutes=uid))
+    send(engine, settings, T0 + timedelta(minutes=10))
+    assert len(smtp_sink.wait_for(3)) == 3
+    # a rights case whose acknowledgement was queued but never sent (still pending): no reminder either
+    raw = mail_bytes(sender="late@example.org", subject="My data", message_id="<late@x>", body="Please delete my data.")
+    assert intake.take_in("box", 1, Fetched(8, raw, len(raw), False), T0 + timedelta(minutes=20)).replied
+    now = T0 + timedelta(days=14, hours=1)
+    done = sweep_once(engine, Mailing(settings, renderer), Notifier(settings), now)
+    assert [f.purpose for f in done] == ["reminder14"] * 3
+    with Session(engine) as s:
+        reminders = s.exec(select(OutboxRow).where(OutboxRow.purpose == "reminder14")).all()
+        assert len(reminders) == 3 and all(r.automatic and r.to_norm == "victim@example.com" for r in reminders)
+    # the reminders used the day's allowance: a new inquiry from the same person now waits for staff
+    raw = mail_bytes(sender="victim@example.com", subject="My data", message_id="<v9@x>",
+                     body="Please send me a copy of my personal data.")
+    assert not intake.take_in("box", 1, Fetched(9, raw, len(raw), False), now).replied

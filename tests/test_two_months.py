@@ -64,3 +64,50 @@ def test_two_months_of_follow_ups_and_digests(tmp_path: Path, mailbox, smtp_sink
     assert days_with("dpo@bot.test", "OVERDUE") == list(range(18, 62))  # once a day until answered
     states = {c["requester"]: c["status"] for c in json.loads(bot(cfg, "cases", "list", "--json").stdout)}
     assert states == {"ruth@example.com": "closed", "ken@example.jp": "closed", "aya@example.com": "in_progress"}
+
+
+def test_twenty_forged_mails_in_a_day_give_the_victim_at_most_nine_mails_in_sixty_days(
+        tmp_path: Path, mailbox, smtp_sink, db_url) -> None:
+    """Issue 10, Done when: 20 forged mails from one address in one day (+tag and case variants, the
+    attacker's display name and subject, a forged Authentication-Results line and Reply-To) give that
+    address 3 acknowledgements and reminders only for those: at most 9 mails in the following 60 days,
+    none of them echoing the attacker's words. The other 17 cases wait for staff, who are told once."""
+    cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port, db_url=db_url,
+                       overrides={"staff": {"digest_recipients": ["dpo@bot.test"]}})
+    settings = load_settings(cfg)
+    variants = ["victim@example.com", "Victim@Example.com", "VICTIM@EXAMPLE.COM", "victim+1@example.com",
+                "Victim+promo@example.com", "victim+x.y@EXAMPLE.com"]
+    forged = [mail_bytes(sender=f"Cheap Watches Shop <{variants[i % len(variants)]}>",
+                         subject=f"Buy now at watches.example #{i}", message_id=f"<forged-{i}@spam.test>",
+                         body="Please send me a copy of all my personal data and delete it.",
+                         date=T0 + timedelta(minutes=i),
+                         headers={"Reply-To": "attacker@spam.example",
+                                  "Authentication-Results": "mx.bot.test; dkim=pass header.d=example.com; "
+                                                            "dmarc=pass header.from=example.com"})
+              for i in range(20)]
+    mailbox.append(forged)
+    for day in range(0, 61):
+        now = T0 + timedelta(days=day, hours=day % 5)  # some days later in the day, as a real sweep would run
+        b = Bot(settings, clock=lambda now=now: now)
+        b.run_once()
+        b.close()
+        b.engine.dispose()
+
+    to_victim = [m for m in smtp_sink.messages()
+                 if any(r.lower().replace("+", "@").split("@")[0] == "victim" for r in m.rcpt_tos)]
+    assert not [m for m in smtp_sink.messages() if "attacker@spam.example" in m.rcpt_tos]
+    acks = [m for m in to_victim if m.message["Auto-Submitted"] == "auto-replied"]
+    reminders = [m for m in to_victim if m.message["Auto-Submitted"] == "auto-generated"]
+    assert len(acks) == 3 and len(reminders) == 6 and len(to_victim) <= 9
+    acked_refs = {str(m.message["Subject"]).split("]")[0].strip("[") for m in acks}
+    assert {str(m.message["Subject"]).split("]")[0].strip("[") for m in reminders} == acked_refs
+    for m in to_victim:
+        text = next(p.get_content() for p in m.message.walk() if p.get_content_type() == "text/plain")
+        assert "Cheap Watches" not in text and "watches.example" not in text
+        assert "Cheap Watches" not in str(m.message["Subject"]) and "watches.example" not in str(m.message["Subject"])
+    cases = json.loads(bot(cfg, "cases", "list", "--json").stdout)
+    assert len(cases) == 20
+    assert sorted(c["status"] for c in cases).count("needs_staff") == 17
+    notices = [m for m in smtp_sink.messages() if m.rcpt_tos == ("dpo@bot.test",)
+               and "held back" in str(m.message["Subject"])]
+    assert len(notices) == 1  # staff told once, not 17 times

@@ -90,7 +90,8 @@ def test_random_kills_lose_nothing_and_answer_no_one_twice(tmp_path: Path, mailb
     mails, kills = _kill_plan()
     cfg = write_config(tmp_path, imap_port=mailbox.port, smtp_port=smtp_sink.port,
                        db_url=f"sqlite:///{tmp_path}/bot.db")
-    edit_config(cfg, {"policy": {"max_auto_replies_per_sender_per_day": 1000}})
+    edit_config(cfg, {"policy": {"max_auto_replies_per_sender_per_day": 1000,  # crash safety, not the limits
+                                 "max_auto_replies_per_domain_per_hour": 1000, "max_auto_replies_per_hour": 1000}})
     raws = [mail_bytes(sender=f"c{i}@example.com", subject=f"Request {i}", message_id=f"<k{i}@customer.test>",
                        body="Please send me a copy of my personal data.") for i in range(mails)]
     mailbox.append(raws)

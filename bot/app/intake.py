@@ -7,8 +7,8 @@ together, so the mailbox cursor never moves past a mail that was not recorded.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -28,16 +28,17 @@ from bot.adapters.store.cases import (
     state_of,
 )
 from bot.adapters.store.engine import transaction
-from bot.adapters.store.outbox import count_auto_replies_since
 from bot.adapters.store.tables import CaseRow, MessageRow
-from bot.app.mailing import CaseMail, Mailing
+from bot.app.mailing import CaseMail, Mailing, limit_period, limits_of, sent_counts
+from bot.app.notify import Notifier
 from bot.core.classify import classify, guesses_text
 from bot.core.classify.rules import Rules
 from bot.core.classify.scorer import Model
 from bot.core.decide import Decision, Known, decide
 from bot.core.lifecycle import CustomerWrote, Note, Opened, transition
-from bot.core.model import Action, Classification, EventKind, InboundEmail
+from bot.core.model import Action, Classification, EventKind, Flag, InboundEmail, Status
 from bot.core.parse import parse_message
+from bot.core.trust import recipient_problem
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,14 @@ class Outcome:
 
 
 class Intake:
-    def __init__(self, mailing: Mailing, engine: Engine, rules: Rules, model: Model | None = None) -> None:
+    def __init__(self, mailing: Mailing, engine: Engine, rules: Rules, model: Model | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.settings = mailing.settings
         self.mailing = mailing
         self.engine = engine
         self.rules = rules
         self.model = model  # None: the rule file alone sorts
+        self.notifier = notifier or Notifier(self.settings)  # staff are told once when a limit is reached
         self.own = self.settings.own_addresses
 
     def take_in(self, mailbox: str, uidvalidity: int, fetched: Fetched, now: datetime) -> Outcome:
@@ -91,20 +94,30 @@ class Intake:
     def _record(self, session: Session, fetched: Fetched, now: datetime) -> tuple[Outcome, int | None]:
         mail = parse_message(fetched.raw, size=fetched.size, truncated=fetched.truncated)
         policy = self.settings.policy
-        sorted_ = classify(mail, self.rules, own_addresses=self.own, ref_prefix=policy.ref_prefix, model=self.model)
+        sorted_ = classify(mail, self.rules, own_addresses=self.own, ref_prefix=policy.ref_prefix, model=self.model,
+                           trusted_authserv_ids=self.settings.mailbox.trusted_authserv_ids)
         case = None
         known = Known()
-        if not mail.parse_error:
+        if not mail.parse_error and not sorted_.error:
             case = find_case_by_ref(session, sorted_.ref) if sorted_.ref else None
             if case is None:
                 case = find_case_by_message_ids(session, mail.thread_ids)
+            sent = sent_counts(session, sorted_.recipient, now)
             known = Known(
                 duplicate=inbound_seen(session, mail.message_id),
                 case_ref=case.ref if case else "",
                 case_requester=case.requester if case else "",
-                replies_to_sender_24h=count_auto_replies_since(session, mail.reply_address, now - timedelta(hours=24)),
+                replies_to_sender_24h=sent.to_sender_24h, replies_to_domain_1h=sent.to_domain_1h,
+                replies_1h=sent.all_1h,
             )
-        decision = decide(mail, sorted_, known, reply_cap=policy.max_auto_replies_per_sender_per_day)
+        decision = decide(mail, sorted_, known, reply_cap=policy.max_auto_replies_per_sender_per_day,
+                          limits=limits_of(self.settings))
+        if decision.template and (problem := recipient_problem(sorted_.recipient, self.own,
+                                                               lenient_domains=self.mailing.lenient_domains)):
+            # the outbox would refuse it (and would, whatever this says): the case waits for staff
+            decision = replace(decision, reason=f"{decision.reason}; no acknowledgement: {problem}", template="",
+                               attach_form=False, status=Status.NEEDS_STAFF, for_staff=True,
+                               flags=(*decision.flags, Flag.RECIPIENT_REFUSED))
 
         if decision.action is Action.NEW_CASE:
             case = self._open_case(session, mail, sorted_, decision, now)
@@ -116,18 +129,20 @@ class Intake:
         replied = False
         if case is not None:
             if decision.action is Action.FOLLOW_UP:
-                event = CustomerWrote(mail.message_id, decision.reason, decision.from_requester, mail.reply_address,
+                event = CustomerWrote(mail.message_id, decision.reason, decision.from_requester, sorted_.recipient,
                                       at=now)
                 new, notes = transition(state_of(case), event, self.settings.case_policy)
                 save_state(session, case, new, notes, now)
             elif decision.template:
-                self.mailing.queue(session, case, CaseMail(
+                replied = bool(self.mailing.queue(session, case, CaseMail(
                     template=decision.template, purpose="ack", action=Action.REPLY, event=EventKind.REPLY_QUEUED,
                     in_reply_to=mail.message_id, references=(*mail.references, mail.message_id),
-                    attach_form=decision.attach_form, inquiry_subject=mail.subject), now)
-                replied = True
+                    attach_form=decision.attach_form, inquiry_subject=mail.subject), now))
             else:
                 add_notes(session, case, (Note(EventKind.REPLY_WITHHELD, decision.reason),), now)
+                if decision.limit:
+                    self.notifier.queue_limit_notice(session, decision.limit, limit_period(decision.limit, now),
+                                                     case.ref, now)
         outcome = Outcome(fetched.uid, decision.action, case.ref if case else "",
                           tuple(k.value for k in decision.kinds), decision.reason, replied)
         return outcome, message.id
@@ -137,11 +152,12 @@ class Intake:
         year = now.astimezone(self.settings.zone).year
         detail = f"kinds={kinds_text(decision.kinds)} language={sorted_.language} {decision.reason}"
         guesses = guesses_text(sorted_.scores) if sorted_.unsure else ""
-        opened = Opened(decision.kinds, sorted_.flags, detail, guesses)
+        opened = Opened(decision.kinds, decision.flags, detail, guesses, for_staff=decision.for_staff)
         state, notes = transition(None, opened, self.settings.case_policy)
         return create_case(session, ref=next_ref(session, self.settings.policy.ref_prefix, year), state=state,
-                           notes=notes, requester=mail.reply_address, requester_name=mail.from_name,
-                           language=sorted_.language, subject=mail.subject, now=now)
+                           notes=notes, requester=sorted_.recipient, requester_name=mail.from_name,
+                           language=sorted_.language, subject=mail.subject, now=now,
+                           sender_verified=sorted_.authenticated)
 
     def _message_row(self, mail: InboundEmail, sorted_: Classification, decision: Decision,
                      fetched: Fetched, now: datetime, case: CaseRow | None) -> MessageRow:

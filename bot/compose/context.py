@@ -8,13 +8,18 @@ from bot.settings import Settings
 
 
 def case_context(settings: Settings, case: CaseRecord, *, inquiry_subject: str) -> ReplyContext:
+    """The data a customer mail is rendered with. The sender's display name and subject are echoed only
+    when a trusted server authenticated the sender (SPEC section 9): anyone can write "From: Victim's
+    Bank <victim@...>", and the bot must not carry their words to the victim. Otherwise the greeting
+    is the neutral one and no subject is quoted."""
+    verified = case.sender_verified
     return ReplyContext(
         ref=case.ref,
         kinds=case.kinds,
         language=case.language,
         requester=case.requester,
-        requester_name=case.requester_name,
-        inquiry_subject=inquiry_subject,
+        requester_name=case.requester_name if verified else "",
+        inquiry_subject=inquiry_subject if verified else "",
         opened_at=case.opened_at,
         company_name=settings.policy.company_name,
         office_name=settings.smtp.from_name,

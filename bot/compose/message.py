@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from dataclasses import replace
 from datetime import datetime
 from email import policy as email_policy
@@ -33,16 +34,12 @@ _MSGID_RE = re.compile(r"^<[!-;=?A-~]+@[!-;=?A-~]+>$")  # printable ASCII only: 
 _ADDR_RE = re.compile(r"^[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+\.?[^\s@<>()\[\],;:\"\\]*$")
 
 
-def make_message_id(ref: str, purpose: str, domain: str) -> str:
-    """A stable Message-ID: make_message_id("PRV-2026-00042", "ack", "example.com") -> "<PRV-2026-00042.ack@example.com>".
-
-    Same inputs, same id: a retried send is recognisably the same message.
-    """
-    left = re.sub(r"[^A-Za-z0-9-]+", "-", ref).strip("-") or "case"
-    kind = re.sub(r"[^a-z0-9.-]+", "-", purpose.lower()).strip(".-") or "msg"
-    kind = re.sub(r"\.{2,}", ".", kind)
+def make_message_id(domain: str) -> str:
+    """A random Message-ID, as email.utils.make_msgid would make but with 128 random bits and no host
+    name: make_message_id("example.com") -> "<3f2a...9c1d@example.com>". It says nothing about the
+    case (a reference must not let anyone guess it); threading looks ids up in the store."""
     host = re.sub(r"[^a-z0-9.-]+", "", domain.strip().lower().rpartition("@")[2]).strip(".-") or "localhost"
-    return f"<{left}.{kind}@{host}>"
+    return f"<{secrets.token_hex(16)}@{host}>"
 
 
 def thread_references(references: tuple[str, ...], in_reply_to: str) -> tuple[str, ...]:

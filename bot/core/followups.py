@@ -38,6 +38,7 @@ class CaseView:
     done: frozenset[str]  # purposes of follow-ups already recorded for this case
     due_at: datetime | None = None
     local_day: str = ""  # today's date in the configured zone, for once-a-day escalations
+    acknowledged: bool = False  # the acknowledgement was sent: only then may reminders follow it
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def due_followups(cases: Iterable[CaseView], now: datetime, policy: FollowupPoli
             continue
         # Only the latest reminder that has come due, so a bot that was down for weeks sends one, not several.
         reached = [d for d in policy.reminder_days if waited >= timedelta(days=d)]
-        if reached:
+        if reached and case.acknowledged:  # never a reminder to someone who was not acknowledged
             purpose = f"reminder{max(reached)}"
             if purpose not in case.done:
                 due.append(Followup(case.ref, Step.REMIND, purpose))

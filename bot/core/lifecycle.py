@@ -77,6 +77,7 @@ class Opened:
     flags: tuple[Flag, ...] = ()
     detail: str = ""
     guesses: str = ""  # the sorter was unsure: its best guesses ("deletion 0.62, disclosure 0.41")
+    for_staff: bool = False  # no automatic mail may go out (a limit, dmarc=fail): staff take it from here
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,8 @@ def _transition(state: CaseState | None, event: CaseEvent, policy: CasePolicy) -
         if state is not None:
             raise TransitionError("the case is already open")
         kinds = kinds_in_order(event.kinds) or (Kind.GENERAL,)
-        opened = CaseState(status=status_for(kinds), kinds=kinds, flags=tuple(dict.fromkeys(event.flags)))
+        status = Status.NEEDS_STAFF if event.for_staff else status_for(kinds)
+        opened = CaseState(status=status, kinds=kinds, flags=tuple(dict.fromkeys(event.flags)))
         notes = (Note(EventKind.OPENED, event.detail), *(Note(EventKind.FLAGGED, f.value) for f in opened.flags))
         if event.guesses:
             notes = (*notes, Note(EventKind.SORTER_GUESSES, event.guesses))

@@ -69,6 +69,9 @@ class Flag(enum.StrEnum):
     DMARC_FAIL = "dmarc_fail"  # the sender's domain says this mail is not from it
     OTHER_SENDER = "other_sender"  # a follow-up came from an address other than the requester's
     CLASSIFIER_ERROR = "classifier_error"  # the sorter failed on this mail
+    MENTIONS_OTHER_CASE = "mentions_other_case"  # quoted another case's reference or answered its mail
+    LIMIT_REACHED = "limit_reached"  # a limit on automatic mail held the acknowledgement back
+    RECIPIENT_REFUSED = "recipient_refused"  # the reply address failed the outbox's check
 
 
 class EventKind(enum.StrEnum):
@@ -96,6 +99,7 @@ class EventKind(enum.StrEnum):
     DOCUMENTS_INSUFFICIENT = "documents_insufficient"
     OUTCOME_RECORDED = "outcome_recorded"
     HANDLED = "handled"  # staff read the customer's message; no reply needed
+    RECIPIENT_REFUSED = "recipient_refused"  # nothing queued: the recipient failed the outbox's check
 
 
 class Identity(enum.StrEnum):
@@ -258,6 +262,9 @@ class Classification:
     # Kinds the sorter's model could neither confirm nor rule out: the mail goes to staff, no form.
     unsure: tuple[Kind, ...] = ()
     scores: tuple[tuple[Kind, float], ...] = ()  # the model's probability per kind, highest first
+    recipient: str = ""  # where an answer goes: From, or Reply-To for an authenticated sender
+    authenticated: bool = False  # a trusted Authentication-Results header says pass (SPEC section 9)
+    error: str = ""  # the sorter failed: nothing is sent, staff look at the mail
 
 
 @dataclass(frozen=True)
@@ -307,6 +314,7 @@ class CaseRecord:
     outcome_reason: str = ""
     outcome_at: datetime | None = None
     customer_waiting_since: datetime | None = None  # a customer's message joined and staff have not acted since
+    sender_verified: bool = False  # the inquiry's sender was authenticated: its name and subject may be echoed
 
     @property
     def customer_waiting(self) -> bool:

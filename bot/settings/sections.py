@@ -28,6 +28,8 @@ class MailboxSettings(Section):
     ca_file: str = ""  # extra CA bundle to trust (e.g. a private CA)
     processed_folder: str = ""  # move processed mail here; "" keeps it in `folder` (marked \Seen)
     first_start: Literal["unseen", "all", "new"] = "unseen"
+    # the receiving servers whose Authentication-Results headers are read (SPEC section 9); empty: none
+    trusted_authserv_ids: list[str] = Field(default_factory=list)
     idle_renew_seconds: int = Field(5 * 60, ge=10, le=29 * 60)  # ends with a pass: bounds a missed notification
     poll_seconds: int = Field(60, ge=1)  # used when the server lacks IDLE
     max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
@@ -41,6 +43,15 @@ class MailboxSettings(Section):
     retention_days: int = Field(0, ge=0)
     retention_action: Literal["move", "delete"] = "move"
     retention_folder: str = Field("Archive", min_length=1)
+
+    @field_validator("trusted_authserv_ids")
+    @classmethod
+    def _authserv_ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.strip() or any(ch.isspace() or ch in ';()"' for ch in item.strip()):
+                raise ValueError(f"{item!r} is not an authserv-id (the first word of an Authentication-Results "
+                                 "header your receiving server writes, e.g. \"mx.example.com\")")
+        return [item.strip().lower() for item in value]
 
 
 class SmtpSettings(Section):
@@ -78,7 +89,10 @@ class PolicySettings(Section):
     timezone: str = "Asia/Tokyo"
     response_days: int = Field(14, ge=1, le=365)
     postal_address: str
+    # limits on automatic mail (acknowledgements, reminders), counted on normalised addresses (SPEC section 9)
     max_auto_replies_per_sender_per_day: int = Field(3, ge=0)
+    max_auto_replies_per_domain_per_hour: int = Field(20, ge=0)
+    max_auto_replies_per_hour: int = Field(100, ge=0)
     company_name: str = "the Company"
     ref_prefix: str = Field("PRV", pattern=r"^[A-Z]{2,8}$")
     reminder_days: list[int] = Field(default_factory=lambda: [14, 28])  # after the form was sent

@@ -68,6 +68,7 @@ def record_of(row: Any) -> CaseRecord:
         subject=getattr(row, "subject", ""), identity=Identity(row.identity) if row.identity else None,
         identity_document=row.identity_document, outcome=CaseOutcome(row.outcome) if row.outcome else None,
         outcome_reason=row.outcome_reason, outcome_at=row.outcome_at, customer_waiting_since=row.customer_waiting_since,
+        sender_verified=bool(getattr(row, "sender_verified", False)),
     )
 
 
@@ -112,10 +113,11 @@ def add_notes(session: Session, row: CaseRow, notes: Sequence[Note], now: dateti
 
 
 def create_case(session: Session, *, ref: str, state: CaseState, notes: Sequence[Note], requester: str,
-                requester_name: str, language: str, subject: str, now: datetime) -> CaseRow:
+                requester_name: str, language: str, subject: str, now: datetime,
+                sender_verified: bool = False) -> CaseRow:
     row = CaseRow(ref=ref, status=state.status.value, kinds=kinds_text(state.kinds), requester=requester,
                   requester_name=requester_name[:200], language=language, subject=subject[:500],
-                  flags=flags_text(state.flags), opened_at=now, updated_at=now)
+                  flags=flags_text(state.flags), opened_at=now, updated_at=now, sender_verified=sender_verified)
     session.add(row)
     session.flush()
     add_notes(session, row, notes, now)
@@ -273,11 +275,14 @@ def followup_candidates(engine: Engine, policy: FollowupPolicy, now: datetime, l
     with engine.connect() as conn:
         cases = conn.execute(columns(c.id, c.ref, c.status, c.opened_at, c.due_at, c.documents_requested_at)
                              .where(maybe)).all()
-        purposes = conn.execute(columns(_O.case_id, _O.purpose).where(
+        purposes = conn.execute(columns(_O.case_id, _O.purpose, _O.status).where(
             _O.case_id.in_(columns(c.id).where(maybe)))).all()
     done: dict[int, set[str]] = {}
-    for case_id, purpose in purposes:
+    acknowledged: set[int] = set()
+    for case_id, purpose, delivery in purposes:
         done.setdefault(case_id, set()).add(purpose)
+        if purpose == "ack" and delivery == Delivery.SENT.value:
+            acknowledged.add(case_id)
     # documents asked for again (found insufficient): reminders and abandonment count from then
     return [CaseView(r.ref, Status(r.status), r.documents_requested_at or r.opened_at, frozenset(done.get(r.id, ())),
-                     r.due_at, local_day) for r in cases]
+                     r.due_at, local_day, acknowledged=r.id in acknowledged) for r in cases]

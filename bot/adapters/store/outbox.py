@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from bot.adapters.store.engine import transaction
 from bot.adapters.store.tables import EventRow, MessageRow, OutboxRow
 from bot.core.model import IN_FLIGHT, Action, Delivery, EventKind
+from bot.core.trust import normalise_address, recipient_problem
 
 log = logging.getLogger(__name__)
 _IN_FLIGHT = [d.value for d in IN_FLIGHT]
@@ -43,19 +44,31 @@ class Queued:
     message_id: str
     to_addr: str
     raw: bytes
-    automatic: bool  # counts towards the per-sender cap
+    automatic: bool  # counts towards the limits on automatic mail
     case_id: int | None = None
     message: CaseMessage | None = None  # recorded among the case's messages
     note: tuple[EventKind, str] | None = None  # written to the case history
     actor: str = "bot"
     template: str = ""  # name.lang@version of the template it was written from
+    internal: bool = False  # to staff (an address from the settings): special-use domains allowed
+    lenient_domains: frozenset[str] = frozenset()  # old carrier addresses with RFC-violating dots, accepted
 
 
-def enqueue(session: Session, mail: Queued, now: datetime, *, from_addr: str) -> None:
+def enqueue(session: Session, mail: Queued, now: datetime, *, from_addr: str,
+            own_addresses: frozenset[str] = frozenset()) -> bool:
     """The one way any outgoing mail is queued: its outbox row, and (for a case) its message and history
-    line, in the caller's transaction. The Message-ID is unique: queuing one twice fails at flush."""
+    line, in the caller's transaction. The Message-ID is unique, and so is a case's mail per purpose and
+    recipient: queuing one twice fails at flush.
+
+    Every recipient is checked first (`recipient_problem`: syntax, no localhost, single-label or
+    special-use domain, never the bot's own address): a refused one queues nothing, writes why to the
+    case history (never the address, nor in the log) and returns False."""
+    if refused(session, mail, now, from_addr=from_addr, own_addresses=own_addresses):
+        return False
+    norm = normalise_address(mail.to_addr)
     session.add(OutboxRow(case_id=mail.case_id, purpose=mail.purpose, message_id=mail.message_id,
-                          to_addr=mail.to_addr, automatic=mail.automatic, raw=mail.raw, next_attempt_at=now,
+                          to_addr=mail.to_addr, to_norm=norm[:320], to_domain=norm.rpartition("@")[2][:255],
+                          automatic=mail.automatic, raw=mail.raw, next_attempt_at=now,
                           created_at=now, template=mail.template[:120]))
     if mail.case_id is not None and mail.message is not None:
         m = mail.message
@@ -67,14 +80,50 @@ def enqueue(session: Session, mail: Queued, now: datetime, *, from_addr: str) ->
         kind, detail = mail.note
         session.add(EventRow(case_id=mail.case_id, at=now, actor=mail.actor, kind=kind.value, detail=detail))
     session.flush()  # the unique Message-ID is checked here
+    return True
+
+
+def refused(session: Session, mail: Queued, now: datetime, *, from_addr: str,
+            own_addresses: frozenset[str] = frozenset()) -> bool:
+    """Whether `mail`'s recipient fails the check (then written to the case history, without the address).
+    `enqueue` calls it; a composer may call it first, before it serialises anything."""
+    problem = recipient_problem(mail.to_addr, {from_addr, *own_addresses}, internal=mail.internal,
+                                lenient_domains=mail.lenient_domains)
+    if not problem:
+        return False
+    log.warning("recipient refused, nothing queued: purpose=%s case=%s", mail.purpose, mail.case_id)
+    if mail.case_id is not None:
+        session.add(EventRow(case_id=mail.case_id, at=now, actor=mail.actor, kind=EventKind.RECIPIENT_REFUSED.value,
+                             detail=f"{mail.purpose}: {problem}"[:1000]))
+        session.flush()
+    return True
 
 
 def count_auto_replies_since(session: Session, address: str, since: datetime) -> int:
+    """Automatic mail queued since `since` to `address`, counted on the normalised address
+    (case folded, +tag removed): "Ruth+1@X.com" and "ruth@x.com" share one allowance."""
     stmt = (
         select(func.count())
         .select_from(OutboxRow)
-        .where(OutboxRow.to_addr == address, col(OutboxRow.automatic).is_(True), OutboxRow.created_at >= since)
+        .where(OutboxRow.to_norm == normalise_address(address), col(OutboxRow.automatic).is_(True),
+               OutboxRow.created_at >= since)
     )
+    return int(session.exec(stmt).one())
+
+
+def count_auto_to_domain_since(session: Session, domain: str, since: datetime) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(OutboxRow)
+        .where(OutboxRow.to_domain == domain.casefold(), col(OutboxRow.automatic).is_(True),
+               OutboxRow.created_at >= since)
+    )
+    return int(session.exec(stmt).one())
+
+
+def count_auto_since(session: Session, since: datetime) -> int:
+    stmt = (select(func.count()).select_from(OutboxRow)
+            .where(col(OutboxRow.automatic).is_(True), OutboxRow.created_at >= since))
     return int(session.exec(stmt).one())
 
 

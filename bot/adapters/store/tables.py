@@ -70,6 +70,7 @@ class CaseRow(SQLModel, table=True):
     # a customer's message joined the case and staff have not acted since (queue, digest)
     customer_waiting_since: datetime | None = _when(default=None, index=True)
     documents_requested_at: datetime | None = _when(default=None)  # asked again for documents (insufficient)
+    sender_verified: bool = False  # authenticated by a trusted server: its name and subject may be echoed
 
 
 class MessageRow(SQLModel, table=True):
@@ -139,12 +140,19 @@ class OutboxRow(SQLModel, table=True):
     """A message waiting to be sent, written in the same transaction as what caused it."""
 
     __tablename__ = "outbox"
+    # one mail per case, purpose and recipient (Message-IDs are random, so this is what stops a twice-queued
+    # reminder); the limits on automatic mail count by normalised recipient and domain
+    __table_args__ = (Index("ux_outbox_case_purpose_to", "case_id", "purpose", "to_norm", unique=True),
+                      Index("ix_outbox_to_norm_created", "to_norm", "created_at"),
+                      Index("ix_outbox_to_domain_created", "to_domain", "created_at"))
     id: int | None = Field(default=None, primary_key=True)
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     purpose: str = Field(max_length=64)  # ack | reminder ... | digest
     message_id: str = Field(unique=True, max_length=998)
     to_addr: str = Field(index=True, max_length=320)
-    automatic: bool = True  # counts towards the per-sender cap
+    to_norm: str = Field(default="", max_length=320)  # the recipient case folded, +tag removed
+    to_domain: str = Field(default="", max_length=255)  # its domain
+    automatic: bool = True  # counts towards the limits on automatic mail
     raw: bytes = Field(sa_type=LargeBinary)
     # pending -> claimed (by a worker) -> committing (final "." about to be written) -> sent;
     # or back to pending (retry), failed (refused for good), uncertain (may have been delivered)

@@ -18,7 +18,7 @@ Without a model, the rule hits alone decide.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 
 from bot.core.classify.features import features
 from bot.core.classify.negation import negated_at
@@ -35,11 +35,11 @@ from bot.core.classify.text import (
     strip_quoted,
 )
 from bot.core.model import KIND_ORDER, Classification, Flag, InboundEmail, Kind
+from bot.core.trust import Verdict, read_authentication, reply_target
 
 __all__ = ["classify", "detect_language", "find_ref", "guesses_text", "match_text", "normalise", "own_words",
            "rule_hits", "strip_quoted"]
 
-_DMARC_FAIL = re.compile(r"\bdmarc\s*=\s*fail\b", re.IGNORECASE)
 GUESS_FLOOR = 0.05  # guesses below this are not shown to staff
 
 
@@ -75,11 +75,25 @@ def rule_hits(haystack: str, rules: Rules) -> tuple[list[Rule], list[Rule]]:
 
 def classify(
     mail: InboundEmail, rules: Rules, *, own_addresses: frozenset[str], ref_prefix: str = "PRV",
-    model: Model | None = None,
+    model: Model | None = None, trusted_authserv_ids: Iterable[str] = (),
 ) -> Classification:
-    """What `mail` asks for (kinds, how sure, language, reference) and whether it must never be answered.
+    """What `mail` asks for (kinds, how sure, language, reference), whether it must never be answered,
+    and where an answer would go (`From`; `Reply-To` only for a sender that a trusted server
+    authenticated).
 
-    An exception here is a bug: it propagates, and the shell quarantines the mail (no reply)."""
+    Fails closed: an exception while sorting gives a Classification with `error` set (and the
+    classifier_error flag), which is never answered."""
+    try:
+        return _classify(mail, rules, own_addresses, ref_prefix, model, tuple(trusted_authserv_ids))
+    except Exception as exc:  # a bug or an input nobody foresaw (RecursionError...): send nothing
+        return Classification(kinds=(), language="en", flags=(Flag.CLASSIFIER_ERROR,),
+                              error=f"the sorter failed: {type(exc).__name__}")
+
+
+def _classify(mail: InboundEmail, rules: Rules, own_addresses: frozenset[str], ref_prefix: str,
+              model: Model | None, trusted_authserv_ids: tuple[str, ...]) -> Classification:
+    verdict = read_authentication(mail.headers, trusted_authserv_ids, mail.from_addr)
+    recipient = reply_target(mail.from_addr, mail.reply_to, verdict)
     words = own_words(mail.subject, mail.text)
     haystack = match_text(words)
     fired, negated = rule_hits(haystack, rules)
@@ -101,8 +115,7 @@ def classify(
                 unsure.add(kind)
         scores = tuple(sorted(((k, round(p, 2)) for k, p in probs.items()), key=lambda kp: (-kp[1], kp[0].value)))
     kinds = sure or ({Kind.GENERAL} & found if not unsure else set())
-    suppress, evidence = suppression(mail, rules, own_addresses)
-    dmarc_fail = any(_DMARC_FAIL.search(v) for v in mail.header_all("authentication-results"))
+    suppress, evidence = suppression(mail, rules, own_addresses, recipient)
     return Classification(
         kinds=tuple(k for k in KIND_ORDER if k in kinds),
         language=detect_language(words),
@@ -110,9 +123,11 @@ def classify(
         suppress=suppress,
         suppress_evidence=evidence,
         ref=find_ref(mail.subject, ref_prefix),
-        flags=(Flag.DMARC_FAIL,) if dmarc_fail else (),
+        flags=(Flag.DMARC_FAIL,) if verdict is Verdict.FAIL else (),
         unsure=tuple(k for k in KIND_ORDER if k in unsure),
         scores=scores,
+        recipient=recipient,
+        authenticated=verdict is Verdict.PASS,
     )
 
 

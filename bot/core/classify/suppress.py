@@ -20,7 +20,11 @@ EVIDENCE_CHARS = 100
 _WS = re.compile(r"\s+")
 
 
-def suppression(mail: InboundEmail, rules: Rules, own_addresses: frozenset[str]) -> tuple[Suppress | None, str]:
+def suppression(mail: InboundEmail, rules: Rules, own_addresses: frozenset[str],
+                recipient: str | None = None) -> tuple[Suppress | None, str]:
+    """`recipient`: where an answer would go (From, or an authenticated sender's Reply-To);
+    None: the mail's `reply_address`."""
+    to = mail.reply_address if recipient is None else recipient
     headers: dict[str, list[str]] = {}
     for name, value in mail.headers:
         headers.setdefault(name, []).append(value[:MAX_HEADER_CHARS])
@@ -36,9 +40,9 @@ def suppression(mail: InboundEmail, rules: Rules, own_addresses: frozenset[str])
         return Suppress.BOUNCE, evidence  # e.g. the null sender <>, which auto-replies use too
     if evidence := _bulk(mail, rules, headers):
         return Suppress.BULK, evidence
-    if evidence := _no_reply(mail, rules):
+    if evidence := _no_reply(to, rules):
         return Suppress.NO_REPLY_SENDER, evidence
-    if evidence := _invalid_address(mail, rules):
+    if evidence := _invalid_address(to, rules):
         return Suppress.INVALID_ADDRESS, evidence
     return None, ""
 
@@ -155,15 +159,13 @@ def _bulk(mail: InboundEmail, rules: Rules, headers: Mapping[str, list[str]]) ->
     return ""
 
 
-def _no_reply(mail: InboundEmail, rules: Rules) -> str:
-    addr = mail.reply_address
+def _no_reply(addr: str, rules: Rules) -> str:
     if addr and _first_match(rules.address.no_reply_local_parts, _local_part(addr)):
         return f"no_reply.local_part: {addr}"
     return ""
 
 
-def _invalid_address(mail: InboundEmail, rules: Rules) -> str:
-    addr = mail.reply_address
+def _invalid_address(addr: str, rules: Rules) -> str:
     if not addr:
         return "address.missing: no usable From or Reply-To address"
     problem = address_problem(addr, rules.address.lenient_domains)
