@@ -69,6 +69,12 @@ def _take(intake: Intake, uid: int, raw: bytes, at: datetime = NOW) -> Any:
     return intake.take_in(BOX, 1, Fetched(uid, raw, len(raw), False), at)
 
 
+def _request() -> bytes:
+    return mail_bytes(sender=f"Alice Requester <{ALICE}>", subject="Erase me ALICE-SUBJ-1",
+                      message_id="<alice-1@customer.test>",
+                      body="Please delete my personal data. ALICE-BODY-1, call me on 03-5555-0101.")
+
+
 def _build(tmp_path: Path, db_url: str, smtp_port: int) -> World:
     cfg = write_config(tmp_path, imap_port=10143, smtp_port=smtp_port, db_url=db_url,
                        overrides={"database": {"keep_bodies": True, "retention_days": 365},
@@ -77,9 +83,7 @@ def _build(tmp_path: Path, db_url: str, smtp_port: int) -> World:
     engine = make_engine(db_url)
     mailing = Mailing(settings, Renderer(ROOT / "templates"))
     intake = Intake(mailing, engine, load_rules(ROOT / "config" / "rules.toml"))
-    request = mail_bytes(sender=f"Alice Requester <{ALICE}>", subject="Erase me ALICE-SUBJ-1",
-                         message_id="<alice-1@customer.test>",
-                         body="Please delete my personal data. ALICE-BODY-1, call me on 03-5555-0101.")
+    request = _request()
     first = _take(intake, 1, request)
     assert first.action == "new_case" and first.replied
     with Session(engine) as s:
@@ -180,6 +184,10 @@ def test_purge_leaves_no_personal_data_in_any_table(world: World) -> None:
         assert sum(e.kind == "purged" for e in s.exec(select(EventRow)).scalars()) == len(report.refs)  # type: ignore[call-overload]
     again = purge(engine, now=LATER, retention_days=365, dry_run=False)
     assert not again.changed  # nothing left to erase
+    # the same mail coming again (a UIDVALIDITY change, a re-delivery) is still known by its hashed id
+    intake = Intake(Mailing(world.settings, Renderer(ROOT / "templates")), engine,
+                    load_rules(ROOT / "config" / "rules.toml"))
+    assert _take(intake, 99, _request(), at=LATER).action == "duplicate"
 
 
 def test_purge_keeps_what_is_not_past_retention(world: World) -> None:

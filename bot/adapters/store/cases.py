@@ -13,6 +13,7 @@ from sqlalchemy import Engine, and_, exists, func, or_
 from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
+from bot.adapters.store.retention import message_key
 from bot.adapters.store.tables import CaseRow, CorrectionRow, EventRow, MessageRow, OutboxRow
 from bot.core.digest import CORRECTION_DAYS, DigestFacts
 from bot.core.errors import UsageError
@@ -171,8 +172,9 @@ def find_case_by_message_ids(session: Session, message_ids: tuple[str, ...]) -> 
 
 
 def inbound_seen(session: Session, message_id: str) -> bool:
-    row = session.exec(
-        select(MessageRow.id).where(MessageRow.message_id == message_id, MessageRow.direction == "in")
+    """Whether this mail was taken in before (a purged row keeps only the hash of its Message-ID)."""
+    row = session.exec(select(MessageRow.id).where(
+        col(MessageRow.message_id).in_([message_id, message_key(message_id)]), MessageRow.direction == "in")
     ).first()
     return row is not None
 

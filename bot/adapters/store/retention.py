@@ -38,8 +38,8 @@ TABLES = {
                 "quarantined): addresses, subject, body, reason, attachments, defects erased; Message-ID hashed; "
                 "the UID that would let the console or an evidence pack read the mail back dropped",
     "events": "of those cases: details erased (kind, actor and time stay)",
-    "outbox": "of those cases, and staff mail (digests, notices) queued before the cutoff: recipient, bytes, "
-              "last error erased; Message-ID hashed",
+    "outbox": "of those cases, and staff mail (digests, notices) queued before the cutoff: recipient (and its "
+              "normalised form and domain), bytes, last error erased; Message-ID hashed",
     "sorter_corrections": "of those cases: the inquiry's text and the actor erased (kinds stay for the rate)",
     "mailbox_ledger": "kept: folder, UIDVALIDITY, UIDs, outcomes and dates (no personal data)",
     "mailbox_cursor": "kept: folder names and UIDs (no personal data)",
@@ -112,7 +112,8 @@ def purge(engine: Engine, *, now: datetime, retention_days: int, dry_run: bool) 
                                                identity_document="", updated_at=now))
         n_messages = _rehash(conn, _MESSAGES, messages_where, from_addr="", to_addr="", subject="", body=None,
                              attachments="", in_reply_to="", reason="", defects="", mailbox_uid=None)
-        n_outbox = _rehash(conn, _OUTBOX, outbox_where, to_addr=ERASED, raw=b"", last_error="")
+        n_outbox = _rehash(conn, _OUTBOX, outbox_where, ("to_norm",), to_addr=ERASED, to_domain="", raw=b"",
+                           last_error="")
         conn.execute(update(_EVENTS).where(events_where).values(detail=""))
         conn.execute(update(_CORRECTIONS).where(k.case_id.in_(old_cases), or_(k.text.is_not(None), k.actor != ""))
                      .values(text=None, actor=""))
@@ -122,10 +123,12 @@ def purge(engine: Engine, *, now: datetime, retention_days: int, dry_run: bool) 
         return PurgeReport([r.ref for r in new], n_messages, caseless, n_outbox, n_events)
 
 
-def _rehash(conn: Any, table: Any, where: Any, **values: Any) -> int:
-    """Erase `values` in the rows matching `where` and replace their Message-ID by its hash."""
+def _rehash(conn: Any, table: Any, where: Any, keyed: tuple[str, ...] = (), **values: Any) -> int:
+    """Erase `values` in the rows matching `where` and replace their Message-ID by its hash (and the
+    `keyed` columns too: a unique index over them must stay unique once the address is gone)."""
     rows = conn.execute(select(table.c.id, table.c.message_id).where(where)).all()
-    stmt = update(table).where(table.c.id == bindparam("row_id")).values(message_id=bindparam("key"), **values)
+    keys = {name: bindparam("key") for name in ("message_id", *keyed)}
+    stmt = update(table).where(table.c.id == bindparam("row_id")).values(**keys, **values)
     for start in range(0, len(rows), _CHUNK):
         conn.execute(stmt, [{"row_id": r.id, "key": message_key(r.message_id)} for r in rows[start:start + _CHUNK]])
     return len(rows)
