@@ -127,7 +127,7 @@ def _rehash(conn: Any, table: Any, where: Any, keyed: tuple[str, ...] = (), **va
     """Erase `values` in the rows matching `where` and replace their Message-ID by its hash (and the
     `keyed` columns too: a unique index over them must stay unique once the address is gone)."""
     rows = conn.execute(select(table.c.id, table.c.message_id).where(where)).all()
-    keys = {name: bindparam("key") for name in ("message_id", *keyed)}
+    keys: dict[str, Any] = {name: bindparam("key") for name in ("message_id", *keyed)}
     stmt = update(table).where(table.c.id == bindparam("row_id")).values(**keys, **values)
     for start in range(0, len(rows), _CHUNK):
         conn.execute(stmt, [{"row_id": r.id, "key": message_key(r.message_id)} for r in rows[start:start + _CHUNK]])
