@@ -19,7 +19,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from bot.compose.form_pdf import request_form_pdf
 from bot.compose.templates import Renderer, ReplyContext
 from bot.core.errors import SendError
 from bot.core.model import Attached, OutboundEmail
@@ -76,6 +75,8 @@ def build_reply(
     rendered = renderer.render(template, lang, ctx)
     attachments: tuple[Attached, ...] = ()
     if attach_form:
+        from bot.compose.form_pdf import request_form_pdf  # reportlab: only for mail that carries the form
+
         opened_on = ctx.opened_at.astimezone(ZoneInfo(ctx.timezone)).date()
         pdf = request_form_pdf(
             ref=ctx.ref,
