@@ -154,3 +154,12 @@ def test_documents_asked_again_restart_the_abandonment_clock(tmp_path) -> None:
     assert status_after(109) == "awaiting_documents"
     assert status_after(111) == "closed"
     engine.dispose()
+
+
+def test_every_flag_has_words_in_both_languages() -> None:
+    """Staff read a flag in their language, never its code (new flags arrive with every trust rule)."""
+    from bot.core.model import Flag
+    from bot.web.i18n import EN, JA
+
+    missing = [(lang, f.value) for f in Flag for lang, words in (("ja", JA), ("en", EN)) if f.value not in words]
+    assert missing == []

@@ -35,6 +35,7 @@ JA: Mapping[str, str] = {
     "needs_staff": "要対応", "disclosure": "開示", "amendment": "訂正", "addition": "追加", "deletion": "削除",
     "third_party_stop": "第三者提供の停止", "marketing_opt_out": "DM停止", "general": "一般",
     "dmarc_fail": "DMARC不合格", "other_sender": "別の差出人", "classifier_error": "分類エラー",
+    "mentions_other_case": "他の案件に言及", "limit_reached": "自動返信の上限", "recipient_refused": "返信先が不適切",
     # case page
     "Case": "案件", "Subject": "件名", "Language": "言語", "Documents received": "書類受領日", "Due date": "回答期限",
     "Responded": "回答日", "Closed": "完了日", "Identity": "本人確認", "Outcome": "結果", "Flags": "注意",
@@ -83,7 +84,9 @@ EN: Mapping[str, str] = {
     "awaiting_documents": "Awaiting documents", "in_progress": "In progress", "responded": "Responded",
     "closed": "Closed", "needs_staff": "Needs staff", "third_party_stop": "third-party stop",
     "marketing_opt_out": "marketing opt-out", "dmarc_fail": "DMARC fail", "other_sender": "other sender",
-    "classifier_error": "sorter error", "partly_done": "partly done", "no_data": "no data held",
+    "classifier_error": "sorter error", "mentions_other_case": "mentions another case",
+    "limit_reached": "automatic mail limit reached", "recipient_refused": "reply address refused",
+    "partly_done": "partly done", "no_data": "no data held",
     "reply_queued": "reply queued", "reply_withheld": "reply withheld", "reminder_queued": "reminder queued",
     "customer_message": "customer's message", "staff_alerted": "staff alerted", "documents_received": "documents received",
     "kinds_set": "kinds set", "send_failed": "send failed", "send_uncertain": "send uncertain",
