@@ -51,6 +51,8 @@ from typing import Any, ClassVar, Literal, Self
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 from imapclient import IMAPClient
 
+from bot.demo.loopback import LoopThread, SmtpConnections, crlf, envelope_bytes, finish_tasks, until
+
 __all__ = [
     "Captured",
     "Dovecot",
@@ -735,7 +737,7 @@ class Dovecot:
         c = self.client(user)
         try:
             for raw in raws:
-                resp = c.append(folder, _crlf(raw), flags=tuple(flags))
+                resp = c.append(folder, crlf(raw), flags=tuple(flags))
                 m = _APPENDUID.search(resp)
                 if m is None:
                     raise RuntimeError(f"APPEND gave no APPENDUID: {resp!r}")
@@ -763,7 +765,7 @@ class Dovecot:
         """Deliver like an MTA does, over LMTP (`bot+Folder` delivers into Folder)."""
         with smtplib.LMTP(self.host, self.lmtp_port, timeout=30) as lmtp:
             lmtp.sendmail(
-                mail_from, [recipient if "@" in recipient else f"{recipient}@localhost"], _crlf(raw)
+                mail_from, [recipient if "@" in recipient else f"{recipient}@localhost"], crlf(raw)
             )
 
     def flags(self, uid: int, folder: str = "INBOX", *, user: str | None = None) -> tuple[bytes, ...]:
@@ -842,16 +844,6 @@ def _make_traversable(path: Path) -> None:
             p.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
-async def _until(condition: Callable[[], bool], timeout: float) -> None:
-    end = asyncio.get_running_loop().time() + timeout
-    while not condition() and asyncio.get_running_loop().time() < end:
-        await asyncio.sleep(0.005)
-
-
-def _crlf(raw: bytes) -> bytes:
-    return re.sub(rb"\r?\n", b"\r\n", raw)
-
-
 # ---------------------------------------------------------------------------------------------
 # SMTP sink
 
@@ -912,10 +904,7 @@ class _SinkHandler:
         failure = self.sink._take_failure("data")
         if failure:
             return failure
-        raw = envelope.original_content
-        if raw is None:
-            raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
-        captured = Captured(envelope.mail_from or "", tuple(envelope.rcpt_tos), bytes(raw))
+        captured = Captured(envelope.mail_from or "", tuple(envelope.rcpt_tos), envelope_bytes(envelope))
         self.sink._record(captured)
         if self.sink.data_delay:  # a slow server: the client waits this long for its 250
             await asyncio.sleep(self.sink.data_delay)
@@ -960,10 +949,9 @@ class SmtpSink:
         self._captured: list[Captured] = []
         self._failures: list[tuple[Literal["rcpt", "data"], str]] = []
         self.data_delay = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = LoopThread("smtp-sink")
         self._server: asyncio.AbstractServer | None = None
-        self._protocols: set[SMTP] = set()
+        self._connections = SmtpConnections()
         self._count = 0
         if maildir is not None:
             for sub in ("tmp", "new", "cur"):
@@ -982,51 +970,29 @@ class SmtpSink:
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start listening (on the same port as before after a stop())."""
-        if self._thread is not None:
-            raise RuntimeError("SmtpSink is already running")
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        thread = threading.Thread(target=self._run_loop, args=(loop, ready), name="smtp-sink", daemon=True)
-        thread.start()
-        ready.wait()
-        self._loop, self._thread = loop, thread
+        self._loop.start()
         try:
-            asyncio.run_coroutine_threadsafe(self._open(), loop).result(timeout=10)
+            self._loop.run(self._open(), timeout=10)
         except BaseException:
-            self._shutdown_loop()
+            self._loop.stop(timeout=10)
             raise
 
     def stop(self) -> None:
         """Stop listening and drop open connections; captured messages are kept."""
-        if self._loop is None:
+        if not self._loop.running:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
+            self._loop.run(self._close(), timeout=10)
         finally:
-            self._shutdown_loop()
+            self._loop.stop(timeout=10)
 
     def __enter__(self) -> Self:
-        if self._thread is None:
+        if not self._loop.running:
             self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
-        loop.run_forever()
-
-    def _shutdown_loop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-        self._loop = self._thread = None
 
     async def _open(self) -> None:
         ctx = self.cert.server_context() if self.cert is not None and self.tls != "none" else None
@@ -1050,13 +1016,11 @@ class SmtpSink:
                 data_size_limit=64 * 1024 * 1024,
                 enable_SMTPUTF8=True,
             )
-            self._protocols = {p for p in self._protocols if p.transport is not None}  # drop finished ones
-            self._protocols.add(proto)
             return proto
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            factory, self.host, self._port, ssl=ctx if self.tls == "ssl" else None, reuse_address=True
+            self._connections.track(factory), self.host, self._port, ssl=ctx if self.tls == "ssl" else None, reuse_address=True
         )
         self._port = self._server.sockets[0].getsockname()[1]
 
@@ -1064,19 +1028,11 @@ class SmtpSink:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        protocols, self._protocols = list(self._protocols), set()
-        for proto in protocols:
-            transport = proto.transport
-            if transport is not None and not transport.is_closing():
-                transport.close()
+        protocols = self._connections.close()
         # let every connection finish closing (a TLS one exchanges close_notify first): a socket
         # left half-closed when the loop is closed is reported as a ResourceWarning
-        await _until(lambda: all(p.transport is None for p in protocols), timeout=2)
-        me = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not me]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await until(lambda: SmtpConnections.closed(protocols), timeout=2)
+        await finish_tasks()
         if server is not None:
             await server.wait_closed()
 

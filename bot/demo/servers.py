@@ -44,6 +44,8 @@ from pymap.concurrent import Subsystem
 from pymap.imap import IMAPServer
 from pysasl.hashing import Cleartext
 
+from bot.demo.loopback import LoopThread, SmtpConnections, crlf, envelope_bytes, finish_tasks, until
+
 log = logging.getLogger(__name__)
 
 DEFAULT_USER = "privacy@example.com"
@@ -94,11 +96,10 @@ class DemoServers:
         self._received: list[ReceivedMail] = []
         self._listeners: list[MailListener] = []
         self._arrived = threading.Condition(self._lock)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = LoopThread("demo-servers")
         self._servers: list[asyncio.AbstractServer] = []
         self._imap_writers: set[StreamWriter] = set()
-        self._smtp_protocols: set[SMTP] = set()
+        self._smtp = SmtpConnections()
 
     # ---- ports and state ---------------------------------------------------------------------------
     @property
@@ -115,21 +116,14 @@ class DemoServers:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._loop.running
 
     # ---- life cycle ------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start both servers; returns once they accept connections."""
-        if self._thread is not None:
-            raise RuntimeError("DemoServers already running")
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        thread = threading.Thread(target=_run_loop, args=(loop, ready), name="demo-servers", daemon=True)
-        thread.start()
-        ready.wait()
-        self._loop, self._thread = loop, thread
+        self._loop.start()
         try:
-            asyncio.run_coroutine_threadsafe(self._open(), loop).result(timeout=30)
+            self._loop.run(self._open(), timeout=30)
             for folder in self.folders:
                 with self._client() as client:
                     client.create_folder(folder)
@@ -142,20 +136,15 @@ class DemoServers:
 
         The SMTP record (`received`, `sent`) is kept; the IMAP mailbox lives in memory and is gone.
         """
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+        if not self._loop.running:
             return
         try:
-            if loop.is_running():
-                asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=30)
+            self._loop.run(self._close(), timeout=30)
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
-            loop.close()
-            self._loop = self._thread = None
+            self._loop.stop()
 
     def __enter__(self) -> Self:
-        if self._thread is None:
+        if not self._loop.running:
             self.start()
         return self
 
@@ -207,8 +196,8 @@ class DemoServers:
 
         handler = _SmtpHandler(self)
 
-        def smtp_factory() -> SMTP:
-            protocol = SMTP(
+        def smtp_protocol() -> SMTP:
+            return SMTP(
                 handler,
                 hostname="demo-mx.localhost",
                 authenticator=self._authenticate,
@@ -217,11 +206,9 @@ class DemoServers:
                 enable_SMTPUTF8=True,
                 data_size_limit=64 * 1024 * 1024,
             )
-            self._smtp_protocols = {p for p in self._smtp_protocols if p.transport is not None}
-            self._smtp_protocols.add(protocol)
-            return protocol
 
-        smtp = await asyncio.get_running_loop().create_server(smtp_factory, self.host, self._smtp_port)
+        smtp = await asyncio.get_running_loop().create_server(self._smtp.track(smtp_protocol), self.host,
+                                                              self._smtp_port)
         self._servers.append(smtp)
         self._smtp_port = smtp.sockets[0].getsockname()[1]
 
@@ -232,22 +219,11 @@ class DemoServers:
         writers = list(self._imap_writers)
         for writer in writers:
             writer.close()
-        protocols, self._smtp_protocols = list(self._smtp_protocols), set()
-        for protocol in protocols:
-            if protocol.transport is not None and not protocol.transport.is_closing():
-                protocol.transport.close()
+        protocols = self._smtp.close()
         # let the connections finish closing before the loop goes away (else: unclosed sockets)
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 2
-        while loop.time() < end and (
-            any(p.transport is not None for p in protocols) or any(w in self._imap_writers for w in writers)
-        ):
-            await asyncio.sleep(0.005)
-        me = asyncio.current_task()
-        tasks = [task for task in asyncio.all_tasks() if task is not me]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await until(lambda: SmtpConnections.closed(protocols) and not any(w in self._imap_writers for w in writers),
+                    timeout=2)
+        await finish_tasks()
         for server in servers:
             await server.wait_closed()
         await asyncio.get_running_loop().shutdown_default_executor()
@@ -275,7 +251,7 @@ class DemoServers:
     def append(self, raw: bytes, folder: str = "INBOX") -> int:
         """Put a message into the mailbox with IMAP APPEND; returns its UID."""
         with self._client() as client:
-            response = client.append(folder, _crlf(raw))
+            response = client.append(folder, crlf(raw))
         found = _APPENDUID.search(response)
         if found is None:
             raise RuntimeError(f"APPEND answered without a UID: {response!r}")
@@ -353,21 +329,7 @@ class _SmtpHandler:
         self.servers = servers
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content
-        if raw is None:
-            content = envelope.content
-            raw = content if isinstance(content, bytes) else str(content or "").encode()
-        return await self.servers._accept(envelope.mail_from or "", tuple(envelope.rcpt_tos), bytes(raw))
-
-
-def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-    asyncio.set_event_loop(loop)
-    loop.call_soon(ready.set)
-    loop.run_forever()
-
-
-def _crlf(raw: bytes) -> bytes:
-    return re.sub(rb"\r?\n", b"\r\n", raw)
+        return await self.servers._accept(envelope.mail_from or "", tuple(envelope.rcpt_tos), envelope_bytes(envelope))
 
 
 _RETURN_PATH = re.compile(rb"^Return-Path:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", re.IGNORECASE | re.MULTILINE)
@@ -376,7 +338,7 @@ _RETURN_PATH = re.compile(rb"^Return-Path:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", r
 def _delivered(raw: bytes, mail_from: str, recipient: str) -> bytes:
     """The message as a delivery agent stores it: any Return-Path replaced by the envelope
     sender ("<>" for a bounce), and Delivered-To added, on top; CRLF line endings."""
-    raw = _crlf(raw)
+    raw = crlf(raw)
     end = _HEADER_END.search(raw)
     split = end.start() + 2 if end else len(raw)
     head = _RETURN_PATH.sub(b"", raw[:split])
