@@ -117,15 +117,35 @@ def with_health(config: Path) -> int:
     return port
 
 
+def http_get(port: int, path: str = "/healthz") -> tuple[int, str]:
+    """(status, body) of GET `path` on the bot's health listener; (0, why) while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
 def health(port: int) -> tuple[int, dict[str, Any]]:
     """(status, JSON body) of the bot's /healthz; (0, {}) while nothing answers."""
+    status, body = http_get(port)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-    except (OSError, ValueError):
+        return status, (json.loads(body or "{}") if status else {})
+    except ValueError:
         return 0, {}
+
+
+def wait_status(port: int, status: int, timeout: float) -> tuple[float | None, str]:
+    """(seconds it took, body) once /healthz answers `status`; (None, the last body) after `timeout`."""
+    start, body = time.monotonic(), ""
+    while time.monotonic() - start < timeout:
+        code, body = http_get(port)
+        if code == status:
+            return time.monotonic() - start, body
+        time.sleep(0.1)
+    return None, body
 
 
 def wait_health(port: int, *, timeout: float, status: int = 200, role: str = "leader") -> dict[str, Any]:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import signal
-import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.core.health import Observed, judge
-from tests.botrun import bot_process, edit_config, wait_for_line, write_config
+from tests.botrun import bot_process, edit_config, http_get, wait_for_line, wait_status, write_config
 from tests.factories import mail_bytes
 from tests.mailservers import free_ports
 from tests.proxy import FaultyProxy
@@ -40,26 +37,6 @@ def test_health_verdict(leading: bool, reached: int | None, db: bool, token: str
     assert (reason in h.reasons[0]) if reason else h.reasons == ()
 
 
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError as exc:
-        return 0, str(exc)
-
-
-def _wait_status(port: int, status: int, timeout: float) -> tuple[float | None, str]:
-    start, body = time.monotonic(), ""
-    while time.monotonic() - start < timeout:
-        code, body = _get(port, "/healthz")
-        if code == status:
-            return time.monotonic() - start, body
-        time.sleep(0.1)
-    return None, body
-
-
 @pytest.mark.integration
 def test_healthz_turns_503_within_two_renewals_of_the_mailbox_going_away_and_200_when_it_returns(
         tmp_path: Path, mailbox, smtp_sink) -> None:
@@ -74,19 +51,19 @@ def test_healthz_turns_503_within_two_renewals_of_the_mailbox_going_away_and_200
         with log.open("w") as err:
             proc = bot_process(cfg, "run", stderr=err)
             try:
-                assert _wait_status(port, 200, 20)[0] is not None, log.read_text()[-3000:]
+                assert wait_status(port, 200, 20)[0] is not None, log.read_text()[-3000:]
                 mailbox.append([mail_bytes(sender="ruth@example.com", subject="My data", message_id="<h1@c.test>",
                                            body="Please delete my personal data.")])
                 smtp_sink.wait_for(1, timeout=15)
                 assert wait_for_line(log, "outbox sent=1", 5)
-                code, metrics = _get(port, "/metrics")
+                code, metrics = http_get(port, "/metrics")
                 proxy.refuse()  # the mailbox goes away
-                gone, body = _wait_status(port, 503, 2 * renew + 5)
+                gone, body = wait_status(port, 503, 2 * renew + 5)
                 assert gone is not None, log.read_text()[-3000:]
                 assert "mailbox last reached" in body and "ruth" not in body and "bot@" not in body
-                assert _get(port, "/healthz")[0] == 503
+                assert http_get(port, "/healthz")[0] == 503
                 proxy.heal()
-                back, _ = _wait_status(port, 200, 15)
+                back, _ = wait_status(port, 200, 15)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.communicate(timeout=30)

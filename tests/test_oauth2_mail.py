@@ -11,8 +11,6 @@ import logging
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,17 @@ from bot.adapters.oauth2 import token_source
 from bot.adapters.smtp import Envelope, Mailer, SendOutcome
 from bot.core.errors import MailboxError
 from bot.settings import MailboxSettings, OAuth2Settings, SmtpSettings
-from tests.botrun import DELETE, bot, bot_process, edit_config, wait_for_line, write_config
+from tests.botrun import (
+    DELETE,
+    bot,
+    bot_process,
+    edit_config,
+    http_get,
+    wait_for_line,
+    wait_status,
+    wait_until,
+    write_config,
+)
 from tests.factories import mail_bytes
 from tests.mailservers import Dovecot, DovecotOAuth2, free_ports
 from tests.oauth_server import OAuthServer
@@ -212,25 +220,13 @@ def imap_proxy(oauth_mailbox: Dovecot) -> Iterator[FaultyProxy]:
         yield proxy
 
 
-def _health(port: int, path: str = "/healthz") -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError as exc:
-        return 0, str(exc)
-
-
-def _wait_health(port: int, status: int, timeout: float) -> tuple[float | None, str]:
-    start = time.monotonic()
-    body = ""
-    while time.monotonic() - start < timeout:
-        code, body = _health(port)
-        if code == status:
-            return time.monotonic() - start, body
-        time.sleep(0.1)
-    return None, body
+def _run_config(tmp_path: Path, oauth: OAuthServer, sink: Any, ca: Any, proxy: FaultyProxy) -> Path:
+    """A `run` signing in with the token server's client, through `proxy`, reconnecting quickly."""
+    oauth.add_client(CLIENT, SECRET, user="bot")
+    cfg = write_config(tmp_path, imap_port=proxy.port, smtp_port=sink.port,
+                       db_url=f"sqlite:///{tmp_path}/bot.db", overrides=_oauth_config(oauth, ca.cert))
+    edit_config(cfg, {"mailbox": {"reconnect_max_seconds": 1, "idle_renew_seconds": 10}})
+    return cfg
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -240,10 +236,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def test_expired_tokens_are_renewed_for_smtp_and_imap(tmp_path: Path, oauth_mailbox: Dovecot, oauth: OAuthServer,
                                                       oauth_sink, test_ca, imap_proxy: FaultyProxy) -> None:
-    oauth.add_client(CLIENT, SECRET, user="bot")
-    cfg = write_config(tmp_path, imap_port=imap_proxy.port, smtp_port=oauth_sink.port,
-                       db_url=f"sqlite:///{tmp_path}/bot.db", overrides=_oauth_config(oauth, test_ca.cert))
-    edit_config(cfg, {"mailbox": {"reconnect_max_seconds": 1, "idle_renew_seconds": 10}})
+    cfg = _run_config(tmp_path, oauth, oauth_sink, test_ca, imap_proxy)
     log = tmp_path / "bot.log"
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
@@ -269,10 +262,7 @@ def test_expired_tokens_are_renewed_for_smtp_and_imap(tmp_path: Path, oauth_mail
 def test_idle_ended_by_bye_access_token_expired_reconnects_with_a_new_token(
         tmp_path: Path, oauth_mailbox: Dovecot, oauth: OAuthServer, oauth_sink, test_ca,
         imap_proxy: FaultyProxy) -> None:
-    oauth.add_client(CLIENT, SECRET, user="bot")
-    cfg = write_config(tmp_path, imap_port=imap_proxy.port, smtp_port=oauth_sink.port,
-                       db_url=f"sqlite:///{tmp_path}/bot.db", overrides=_oauth_config(oauth, test_ca.cert))
-    edit_config(cfg, {"mailbox": {"reconnect_max_seconds": 1, "idle_renew_seconds": 10}})
+    cfg = _run_config(tmp_path, oauth, oauth_sink, test_ca, imap_proxy)
     log = tmp_path / "bot.log"
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err)
@@ -281,7 +271,7 @@ def test_idle_ended_by_bye_access_token_expired_reconnects_with_a_new_token(
             oauth_mailbox.append([_inquiry("bye1")])
             assert _wait_reply(oauth_sink, "bye1", 15), log.read_text()[-3000:]
             assert wait_for_line(log, "outbox sent=1", 5)
-            time.sleep(0.5)  # in IDLE again
+            wait_until(lambda: imap_proxy.idling() >= 1, 10, "the watcher in IDLE again")
             oauth.expire_all()  # as Microsoft does when the session's token expires
             assert imap_proxy.say_and_cut(b"* BYE Session invalidated - AccessTokenExpired\r\n") >= 1
             oauth_mailbox.append([_inquiry("bye2")])  # lands while the bot is away
@@ -309,24 +299,24 @@ def test_revoked_refresh_token_turns_healthz_503_and_mail_waits_for_a_good_token
     with log.open("w") as err:
         proc = bot_process(cfg, "run", stderr=err, env={"BOT_OAUTH2__REFRESH_TOKEN": rt})
         try:
-            assert _wait_health(port, 200, 20)[0] is not None, log.read_text()[-3000:]
+            assert wait_status(port, 200, 20)[0] is not None, log.read_text()[-3000:]
             oauth_mailbox.append([_inquiry("rev1")])
             assert _wait_reply(oauth_sink, "rev1", 15), log.read_text()[-3000:]
             assert _wait_unseen(oauth_mailbox, 0, 10)
             oauth.revoke(rt)  # an admin revoked consent, or the token expired unused
             imap_proxy.cut()
             oauth_mailbox.append([_inquiry("rev2")])
-            took, body = _wait_health(port, 503, 15)
+            took, body = wait_status(port, 503, 15)
             assert took is not None, log.read_text()[-3000:]
             assert "invalid_grant" in json.loads(body)["reasons"][0]
-            _, metrics = _health(port, "/metrics")
+            _, metrics = http_get(port, "/metrics")
             assert 'bot_oauth2_token_errors_total{code="invalid_grant"}' in metrics
             assert "bot_oauth2_token_ok 0.0" in metrics
             assert wait_for_line(log, "invalid_grant", 5)
             waiting = _replied(oauth_sink, "rev2"), _unseen(oauth_mailbox)
             oauth.reinstate(rt)  # a good token can be had again
             assert _wait_reply(oauth_sink, "rev2", 30), log.read_text()[-3000:]
-            assert _wait_health(port, 200, 15)[0] is not None
+            assert wait_status(port, 200, 15)[0] is not None
         finally:
             _stop(proc)
     assert waiting == (0, 1)  # the mail stayed in the mailbox, unanswered, until then
