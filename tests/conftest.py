@@ -89,8 +89,12 @@ def dovecot(tls_cert: TestCert) -> Iterator[Dovecot]:
     developer's, a second run) chmods /tmp/pytest-of-<user> back to 0700, which would cut a
     running Dovecot off from its users file and mail ("Temporary authentication failure").
     """
-    server = Dovecot(cert=tls_cert)
-    directory = Path(tempfile.mkdtemp(prefix="bot-test-dovecot-"))
+    yield from _session_dovecot(Dovecot(cert=tls_cert), "bot-test-dovecot-")
+
+
+def _session_dovecot(server: Dovecot, prefix: str) -> Iterator[Dovecot]:
+    """Start `server` in a fresh /tmp folder named `prefix`..., yield it, then stop it and remove the folder."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         try:
             server.start(directory)
@@ -102,13 +106,18 @@ def dovecot(tls_cert: TestCert) -> Iterator[Dovecot]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def _emptied(server: Dovecot) -> Dovecot:
+    """A session Dovecot for one test: default folders empty, other folders deleted."""
+    if not server.running:  # a test stopped it and failed before restarting it
+        server.restart()
+    server.reset()
+    return server
+
+
 @pytest.fixture
 def mailbox(dovecot: Dovecot) -> Dovecot:
     """The session Dovecot, emptied: default folders empty, other folders deleted."""
-    if not dovecot.running:  # a test stopped it and failed before restarting it
-        dovecot.restart()
-    dovecot.reset()
-    return dovecot
+    return _emptied(dovecot)
 
 
 # ---- OAuth 2.0 ------------------------------------------------------------------------------------------
@@ -149,26 +158,14 @@ def oauth(oauth_server: OAuthServer) -> OAuthServer:
 @pytest.fixture(scope="session")
 def _oauth_dovecot(tls_cert: TestCert, oauth_server: OAuthServer, test_ca: TestCA) -> Iterator[Dovecot]:
     server = Dovecot(cert=tls_cert, oauth2=DovecotOAuth2(oauth_server.introspection_url, test_ca.cert))
-    directory = Path(tempfile.mkdtemp(prefix="bot-test-dovecot-oauth-"))
-    try:
-        try:
-            server.start(directory)
-        except MailServerUnavailable as exc:
-            unavailable(str(exc))
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    yield from _session_dovecot(server, "bot-test-dovecot-oauth-")
 
 
 @pytest.fixture
 def oauth_mailbox(_oauth_dovecot: Dovecot, oauth: OAuthServer) -> Dovecot:
     """A Dovecot that also signs in with OAuth 2.0 tokens (XOAUTH2, OAUTHBEARER) checked at `oauth`'s
     introspection endpoint; emptied like `mailbox`. Password logins (the test helpers') still work."""
-    if not _oauth_dovecot.running:
-        _oauth_dovecot.restart()
-    _oauth_dovecot.reset()
-    return _oauth_dovecot
+    return _emptied(_oauth_dovecot)
 
 
 # ---- SMTP sink ----------------------------------------------------------------------------------------
