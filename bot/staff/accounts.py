@@ -15,10 +15,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from bot.adapters.store import accounts as store
 from bot.adapters.store.accounts import Account
 from bot.adapters.store.engine import transaction
+from bot.adapters.store.tables import AccountRow
 from bot.core.errors import UsageError
 from bot.core.signin import Throttle, attempt
 
@@ -84,9 +86,7 @@ def accounts(engine: Engine) -> list[Account]:
 
 def disable(engine: Engine, name: str, *, now: datetime) -> Account:
     with transaction(engine) as session:
-        row = store.find(session, check_name(name), for_update=True)
-        if row is None:
-            raise UsageError(f"no account named {name}")
+        row = _existing(session, name)
         row.disabled = True
         row.session_epoch += 1
         row.updated_at = now
@@ -97,9 +97,7 @@ def disable(engine: Engine, name: str, *, now: datetime) -> Account:
 def set_password(engine: Engine, name: str, password: str, *, now: datetime) -> Account:
     digest = _HASHER.hash(check_password(password))
     with transaction(engine) as session:
-        row = store.find(session, check_name(name), for_update=True)
-        if row is None:
-            raise UsageError(f"no account named {name}")
+        row = _existing(session, name)
         row.password_hash = digest
         row.session_epoch += 1
         row.failed_logins, row.locked_until = 0, None
@@ -112,6 +110,14 @@ def set_password(engine: Engine, name: str, password: str, *, now: datetime) -> 
 class SignIn:
     account: Account | None  # set when signed in
     wait: timedelta | None = None  # the account waits this long before it may try again
+
+
+def _existing(session: Session, name: str) -> AccountRow:
+    """The account named `name`, locked for the change; UsageError when there is none."""
+    row = store.find(session, check_name(name), for_update=True)
+    if row is None:
+        raise UsageError(f"no account named {name}")
+    return row
 
 
 def sign_in(engine: Engine, name: str, password: str, *, now: datetime) -> SignIn:

@@ -45,11 +45,14 @@ def os_user() -> str:
 
 
 def apply(engine: Engine, ref: str, event: CaseEvent, *, now: datetime, policy: CasePolicy,
-          actor: str) -> tuple[CaseRecord, str]:
+          actor: str, dated: datetime | None = None, allow_future: bool = False) -> tuple[CaseRecord, str]:
     """The event applied to the case; returns the case after it and the history line(s) written.
-    UsageError for an unknown reference, TransitionError when the event is not allowed."""
+    UsageError for an unknown reference, or for a `dated` event on a date after today (unless
+    `allow_future`) or before the case was opened; TransitionError when the event is not allowed."""
     with transaction(engine) as session:
         case = case_by_ref(session, ref)
+        if dated is not None:
+            _checked(case.opened_at, dated, now, policy, allow_future)
         new, notes = transition(state_of(case), event, policy)
         save_state(session, case, new, notes, now, actor)
         return record_of(case), "; ".join(n.detail for n in notes)
@@ -81,23 +84,15 @@ def documents_received(engine: Engine, ref: str, on: datetime, *, now: datetime,
                        allow_future: bool = False) -> tuple[CaseRecord, str]:
     """The postal documents arrived on `on`: the response clock starts. A date after today (unless
     `allow_future`, for scripted replays) or before the case was opened is refused."""
-    with transaction(engine) as session:
-        case = case_by_ref(session, ref)
-        _checked(case.opened_at, on, now, policy, allow_future)
-        new, notes = transition(state_of(case), DocsReceived(on), policy)
-        save_state(session, case, new, notes, now, actor)
-        return record_of(case), "; ".join(n.detail for n in notes)
+    return apply(engine, ref, DocsReceived(on), now=now, policy=policy, actor=actor, dated=on,
+                 allow_future=allow_future)
 
 
 def responded(engine: Engine, ref: str, on: datetime, *, now: datetime, policy: CasePolicy, actor: str,
               allow_future: bool = False) -> tuple[CaseRecord, str]:
     """The written answer was sent on `on` (the same date checks as `documents_received`)."""
-    with transaction(engine) as session:
-        case = case_by_ref(session, ref)
-        _checked(case.opened_at, on, now, policy, allow_future)
-        new, notes = transition(state_of(case), Responded(on), policy)
-        save_state(session, case, new, notes, now, actor)
-        return record_of(case), "; ".join(n.detail for n in notes)
+    return apply(engine, ref, Responded(on), now=now, policy=policy, actor=actor, dated=on,
+                 allow_future=allow_future)
 
 
 def _thread(session: Session, case: CaseRow) -> tuple[str, tuple[str, ...]]:
