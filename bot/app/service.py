@@ -81,9 +81,10 @@ class Bot:
         problems = check_all(self.renderer)
         if problems:  # a broken template must stop the start, not quarantine every mail that needs it
             raise ConfigError("templates do not render (run `templates check`): " + "; ".join(problems[:3]))
-        self.mailing = Mailing(settings, self.renderer)
+        # the rule file read once: the sorter's rules and the recipient check's lenient carrier domains
+        self.mailing = Mailing(settings, self.renderer, lenient_domains=self.rules.address.lenient_domains)
         self.notifier = Notifier(settings)
-        self.intake = Intake(self.mailing, self.engine, self.rules, sorter_model(settings))
+        self.intake = Intake(self.mailing, self.engine, self.rules, sorter_model(settings), notifier=self.notifier)
         self.after_record = after_record
         self.tokens: TokenSource | None = None  # one cached OAuth 2.0 token for IMAP and SMTP
         if "oauth2" in (settings.mailbox.auth, settings.smtp.auth):
