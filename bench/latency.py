@@ -10,7 +10,8 @@ import time
 from imapclient import IMAPClient
 
 from bench.harness import BotRun, Context, Row, percentile
-from tests.mailservers import Dovecot, _crlf
+from bot.demo.loopback import crlf
+from tests.mailservers import Dovecot
 
 SECTION = "1 latency (IDLE)"
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
@@ -81,13 +82,13 @@ def _stragglers(ctx: Context, bot: BotRun, before: int, mails_from: int) -> list
         for t in range(ctx.args.stragglers):
             _a_mid, a_raw = inquiry(mails_from + 2 * t)
             b_mid, b_raw = inquiry(mails_from + 2 * t + 1)
-            resp = writer.append("INBOX", _crlf(a_raw))
+            resp = writer.append("INBOX", crlf(a_raw))
             m = _APPENDUID.search(resp)
             a_uid = int(m.group(1)) if m else -1
             if bot.wait_line(rf" uid={a_uid} ref=", timeout=10) is None:
                 results.append(None)
                 continue
-            writer.append("INBOX", _crlf(b_raw))
+            writer.append("INBOX", crlf(b_raw))
             t0 = time.monotonic()
             expected += 2
             end = t0 + ctx.args.straggler_wait
@@ -131,7 +132,7 @@ def run(ctx: Context) -> list[Row]:
         try:
             for mid, raw in mails:
                 time.sleep(rng.uniform(ctx.args.gap_min / 1000, ctx.args.gap_max / 1000))
-                data = _crlf(raw)
+                data = crlf(raw)
                 resp = writer.append("INBOX", data)
                 appended[mid] = time.monotonic()  # the APPEND completed: the mail is in the mailbox
                 order.append(mid)

@@ -21,7 +21,7 @@ from bench.harness import Context, Row
 from tests.botrun import ROOT
 
 SECTION = "4 staff views"
-TARGET_S = 1.0
+TARGET_S = 0.5  # issue 14: staff commands as fresh processes
 KINDS = ["disclosure", "amendment", "addition", "deletion", "third_party_stop", "marketing_opt_out", "general"]
 STATUS_MIX = [("awaiting_documents", 30), ("in_progress", 12), ("responded", 18), ("closed", 32), ("needs_staff", 8)]
 
@@ -139,7 +139,7 @@ def run(ctx: Context) -> list[Row]:
     rows.append(Row(SECTION, "baseline: `config show` wall (start-up)", base, "s"))
     views = [("digest --print", ("digest", "--print")), ("cases list", ("cases", "list"))]
     profiles = ctx.shared.setdefault("profiles", {})
-    target = f"< {TARGET_S:.0f} s"
+    target = f"< {TARGET_S:g} s"
     for label, args in views:
         wall, size, lines = _wall(config, *args, timeout=limit)
         if wall is None:

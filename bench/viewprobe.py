@@ -38,7 +38,7 @@ def main() -> None:
     import rich.table  # noqa: F401
 
     import bot.cli
-    import bot.compose.digest
+    import bot.core.digest
     import bot.staff.actions
     import bot.staff.views  # noqa: F401
     from bot.cli import main as cli_main

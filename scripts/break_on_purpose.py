@@ -353,6 +353,9 @@ SABOTAGES = (
     Sabotage("trust-forged-flood", "10 trust: 20 forged mails in a day give the victim at most 9 mails in 60 days",
              "bot/core/trust.py", '    local = local.split("+", 1)[0] or local\n', "    local = local\n",
              ("tests/test_two_months.py", "-k", "forged and sqlite")),
+    Sabotage("bench-rots", "14 benchmarks: every bench module still runs against the code it measures",
+             "bench/viewprobe.py", "    import bot.core.digest\n", "    import bot.compose.digest  # noqa: F401\n",
+             ("tests/test_bench_modules.py", "-k", "view_probe")),
 )
 
 
@@ -360,7 +363,7 @@ def run(sabotage: Sabotage, python: str) -> tuple[bool, str, float]:
     with tempfile.TemporaryDirectory(prefix=f"sabotage-{sabotage.name}-") as tmp:
         copy = Path(tmp) / "project"
         shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".*_cache",
-                                                                  "demo-data", "bench"))
+                                                                  "demo-data", "results"))
         for file, before, after in ((sabotage.file, sabotage.old, sabotage.new), *sabotage.also):
             target = copy / file
             text = target.read_text()
