@@ -3,6 +3,7 @@ import subprocess
 import sys
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,25 @@ def test_environment_overrides_file(cfg: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("BOT_POLICY__RESPONSE_DAYS", "10")
     s = load_settings(cfg)
     assert s.mailbox.password.get_secret_value() == "from-env" and s.policy.response_days == 10
+
+
+@pytest.mark.parametrize(("environ", "expect"), [
+    ({"BOT_STAFF__DIGEST_RECIPIENTS": '["a@example.com", "b@example.com"]'},
+     lambda s: s.staff.digest_recipients == ["a@example.com", "b@example.com"]),
+    ({"bot_policy__response_days": "9"}, lambda s: s.policy.response_days == 9),  # names are case-insensitive
+    ({"BOT_DATABASE__KEEP_BODIES": "false"}, lambda s: s.database.keep_bodies is False),
+    ({"BOT_SMTP__PASSWORD": "[not json"}, lambda s: s.smtp.password.get_secret_value() == "[not json"),
+    ({"BOT_CONFIG": "elsewhere.toml", "BOT_REQUIRE_SERVERS": "1"}, lambda s: s.policy.response_days == 14),
+])
+def test_environment_variables_laid_over_the_file(cfg: Path, environ: dict[str, str], expect: Any) -> None:
+    assert expect(load_settings(cfg, environ))
+
+
+def test_an_unknown_key_in_the_environment_is_named(cfg: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config key policy\.respons_days is not a known key .*BOT_POLICY__RESPONS_DAYS"):
+        load_settings(cfg, {"BOT_POLICY__RESPONS_DAYS": "9"})
+    with pytest.raises(ConfigError, match=r"config key policy\.response_days .*BOT_POLICY__RESPONSE_DAYS"):
+        load_settings(cfg, {"BOT_POLICY__RESPONSE_DAYS": "soon"})
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,16 @@ however often."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
-from bot.adapters.store.cases import digest_facts
-from bot.adapters.store.engine import transaction
-from bot.app.notify import Notifier
+from bot.adapters.store.reads import digest_facts
 from bot.core.digest import LINES_PER_SECTION, Digest, build_digest
 from bot.settings import Settings
+
+if TYPE_CHECKING:  # `digest --print` reads through Core only: no ORM, no outbox
+    from bot.app.notify import Notifier
 
 
 def digest_at(engine: Engine, settings: Settings, as_of: datetime) -> Digest:
@@ -25,6 +26,10 @@ def digest_at(engine: Engine, settings: Settings, as_of: datetime) -> Digest:
 
 def queue_digest(engine: Engine, notifier: Notifier, as_of: datetime, stamp: str) -> bool:
     """Queue the digest for every recipient; False when this stamp was already queued."""
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.adapters.store.engine import transaction
+
     with transaction(engine) as session:
         if notifier.digest_queued(session, stamp):
             return False

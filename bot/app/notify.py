@@ -14,8 +14,7 @@ from bot.adapters.store.cases import add_notes, record_of
 from bot.adapters.store.outbox import Queued, enqueue
 from bot.adapters.store.tables import CaseRow
 from bot.compose.message import make_message_id
-from bot.compose.notices import StaffTemplates, notice_message
-from bot.compose.templates import template_folders
+from bot.compose.notices import notice_message, staff_templates
 from bot.core.digest import Digest
 from bot.core.lifecycle import Note
 from bot.core.model import EventKind
@@ -37,7 +36,7 @@ class Notifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sender = settings.sender
-        self.templates = StaffTemplates(template_folders(settings.paths.templates), settings.staff.language)
+        self.templates = staff_templates(settings)
 
     @property
     def recipients(self) -> list[str]:

@@ -21,10 +21,11 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
     zone, now = settings.zone, datetime.now(UTC)
 
     if args.action in ("list", "show"):
-        from bot.adapters.store.cases import list_cases, load_case
         from bot.staff.views import case_detail_json, case_json
 
         if args.action == "list":
+            from bot.adapters.store.reads import list_cases
+
             newest = args.limit if args.limit is not None else None if args.json or args.all else TABLE_ROWS
             rows, total = list_cases(engine, status=args.status, kind=args.kind,
                                      overdue_at=now if args.overdue else None, newest=newest)
@@ -34,6 +35,8 @@ def handle(args: argparse.Namespace, settings: Settings, _hooks: Any) -> int:
             else:
                 _print_table(data, total)
             return 0
+        from bot.adapters.store.cases import load_case
+
         case, messages, events = load_case(engine, args.ref)
         detail = case_detail_json(case, messages, events, now, zone)
         if args.json:

@@ -11,11 +11,11 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
-from bot.compose.templates import split_subject
+from bot.compose.templates import split_subject, template_folders
 from bot.core.digest import Digest
 from bot.core.errors import TemplateProblem
 from bot.core.model import CaseRecord, Sender
@@ -38,6 +38,16 @@ def staff_environment(templates: Path | Sequence[Path]) -> Environment:
     return Environment(loader=loader, undefined=StrictUndefined,
                        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+
+def staff_templates(settings: Settings) -> StaffTemplates:
+    """The staff templates these settings name (the admin's folder first, then the packaged one), in the
+    staff language."""
+    return StaffTemplates(template_folders(settings.paths.templates), settings.staff.language)
 
 
 class StaffTemplates:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.adapters.store.tables import EventRow, MessageRow
 from bot.core.model import CaseRecord, EventKind
+
+if TYPE_CHECKING:  # `cases list` needs no ORM classes (a tenth of a second at start)
+    from bot.adapters.store.tables import EventRow, MessageRow
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_
 from sqlalchemy import select as columns
 
-from bot.adapters.store.cases import _C, _CASES_TABLE, _RECORD_COLUMNS, record_of
+from bot.adapters.store.reads import CASES, RECORD_COLUMNS, record_of
 from bot.adapters.store.tables import MessageRow, OutboxRow
 from bot.core.followups import DUE_SOON
 from bot.core.model import OPEN_STATUSES, Action, CaseRecord, Kind, Status
 
+_C = CASES.c
 _MESSAGES: Any = MessageRow.__table__  # type: ignore[attr-defined]
 _M = _MESSAGES.c
 _O = OutboxRow.__table__.c  # type: ignore[attr-defined]
@@ -49,9 +50,9 @@ def queue(engine: Engine, now: datetime, limit: int) -> dict[str, Listed]:
     out: dict[str, Listed] = {}
     with engine.connect() as conn:
         for name, (where, order) in rules.items():
-            rows = conn.execute(columns(*_RECORD_COLUMNS).where(where).order_by(*order).limit(limit)).all()
+            rows = conn.execute(columns(*RECORD_COLUMNS).where(where).order_by(*order).limit(limit)).all()
             total = len(rows) if len(rows) < limit else conn.execute(
-                columns(func.count()).select_from(_CASES_TABLE).where(where)).scalar_one()
+                columns(func.count()).select_from(CASES).where(where)).scalar_one()
             out[name] = Listed(tuple(record_of(r) for r in rows), int(total))
     return out
 
@@ -70,10 +71,10 @@ def search(engine: Engine, *, status: str = "", kind: str = "", overdue_at: date
     with engine.connect() as conn:
         if q:
             where.append(_matching(conn, q.strip()))
-        rows = conn.execute(columns(*_RECORD_COLUMNS).where(*where).order_by(c.id.desc())
+        rows = conn.execute(columns(*RECORD_COLUMNS).where(*where).order_by(c.id.desc())
                             .offset(max(0, offset)).limit(limit)).all()
         if offset or len(rows) >= limit:
-            total = conn.execute(columns(func.count()).select_from(_CASES_TABLE).where(*where)).scalar_one()
+            total = conn.execute(columns(func.count()).select_from(CASES).where(*where)).scalar_one()
         else:  # the first page holds them all
             total = len(rows)
     return Listed(tuple(record_of(r) for r in rows), int(total))
@@ -163,4 +164,4 @@ def quarantine(engine: Engine, *, since: datetime | None = None, limit: int = 20
 def healthy(engine: Engine) -> bool:
     """The database answers."""
     with engine.connect() as conn:
-        return conn.execute(columns(func.count()).select_from(_CASES_TABLE).where(_C.id == 0)).scalar_one() == 0
+        return conn.execute(columns(func.count()).select_from(CASES).where(_C.id == 0)).scalar_one() == 0

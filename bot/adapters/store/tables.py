@@ -6,35 +6,17 @@ KIND_ORDER); `bot.adapters.store.cases` turns rows into the core's values and ba
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.adapters.store.types import UTCDateTime
 from bot.core.model import Delivery
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores aware datetimes as UTC and always returns them aware."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        utc = value.astimezone(UTC)
-        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+__all__ = ["AccountRow", "CaseRow", "CorrectionRow", "CounterRow", "CursorRow", "EventRow", "LedgerRow",
+           "MessageRow", "OutboxRow", "UTCDateTime"]
 
 
 def _when(**kw: Any) -> Any:
