@@ -3,8 +3,11 @@
 From `match_text` output (NFKC, lower case, one space): English words, word pairs and the
 character 3- to 5-grams inside words (typos), Japanese character 2- and 3-grams (no word
 segmentation needed), each marked `~` when it stands in a negated clause (see `negation`); and
-which kinds the rule file found (`R:kind`, or `R~:kind` when every hit was negated). Text
-features are binary and scaled to unit length; rule features are 1.
+which kinds the rule file found (`R:kind`, or `R~:kind` when every hit was negated); and the
+character 2- to 5-grams of the whole text, across word boundaries (`C:`), which carry phrasing that
+no word list names ("take me off", "ﾒﾙﾏｶﾞ", typos) in both languages. Word and n-gram features are
+binary and scaled to unit length; character n-grams count sublinearly (1 + ln n) and are scaled to
+unit length as their own block; rule features are 1.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable
 
 from bot.core.classify.negation import EN_BOUNDARY, EN_CUE, JA_NEGATION, negated_at
 
-FEATURES_VERSION = "features-2"
+FEATURES_VERSION = "features-3"
 MAX_FEATURE_CHARS = 4_000  # the request is near the top; bounds the work
 
 _JA = "\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3001\u3002"
@@ -148,9 +151,25 @@ def text_features(text: str) -> dict[str, float]:
     return dict.fromkeys(grams, scale)
 
 
+def char_features(text: str) -> dict[str, float]:
+    """Character 2- to 5-grams of the normalised text (spaces included), 1 + ln(count), unit length."""
+    text = text[:MAX_FEATURE_CHARS]
+    counts: dict[str, int] = {}
+    for n in (2, 3, 4, 5):
+        for i in range(len(text) - n + 1):
+            gram = "C:" + text[i : i + n]
+            counts[gram] = counts.get(gram, 0) + 1
+    if not counts:
+        return {}
+    weights = {gram: 1.0 + math.log(c) for gram, c in counts.items()}
+    scale = 1.0 / math.sqrt(sum(w * w for w in weights.values()))
+    return {gram: w * scale for gram, w in weights.items()}
+
+
 def features(text: str, found: Iterable[str] = (), negated: Iterable[str] = ()) -> dict[str, float]:
     """Everything the model reads: text features plus the rule file's findings."""
     out = text_features(text)
+    out.update(char_features(text))
     out.update(concept_features(text))
     out.update(rule_features(found, negated))
     return out

@@ -9,7 +9,11 @@ kilobyte of text. A kind is *sure* at or above its `sure` threshold, *unsure* be
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import sys
+import zlib
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +24,7 @@ from bot.core.errors import ConfigError
 from bot.core.model import Kind
 
 MODEL_FORMAT = "privacy-bot-sorter"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: weights packed (see pack_weights); 1 listed them as JSON numbers
 WEIGHT_SCALE = 1000  # weights are stored as integers: round(weight * WEIGHT_SCALE)
 
 
@@ -31,14 +35,14 @@ class Model:
     sure: tuple[float, ...]  # per kind: at or above, the sorter is sure
     unsure: tuple[float, ...]  # per kind: at or above (and below sure), it is unsure
     index: Mapping[str, int]  # feature -> row in weights
-    weights: array  # type: ignore[type-arg]  # row-major, len(index) * len(kinds) floats
+    weights: array  # type: ignore[type-arg]  # row-major, len(index) * len(kinds) integers, WEIGHT_SCALE times the weight
     source: str = ""
     trained_on: str = ""  # what it was trained from, for people
 
     def scores(self, feats: Mapping[str, float]) -> dict[Kind, float]:
         """The probability of each kind for these features."""
         n = len(self.kinds)
-        totals = list(self.bias)
+        sums = [0.0] * n
         weights, index = self.weights, self.index
         for name, value in feats.items():
             row = index.get(name)
@@ -46,8 +50,8 @@ class Model:
                 continue
             base = row * n
             for k in range(n):
-                totals[k] += weights[base + k] * value
-        return {kind: _sigmoid(t) for kind, t in zip(self.kinds, totals, strict=True)}
+                sums[k] += weights[base + k] * value
+        return {kind: _sigmoid(b + s / WEIGHT_SCALE) for kind, b, s in zip(self.kinds, self.bias, sums, strict=True)}
 
     def threshold(self, kind: Kind) -> tuple[float, float]:
         """(unsure, sure) thresholds of a kind."""
@@ -91,17 +95,38 @@ def model_from_data(data: Any, *, source: str = "<model>") -> Model:
         if not 0.0 < low <= high <= 1.0:
             raise fail(f"thresholds of {kind}: need 0 < unsure ({low}) <= sure ({high}) <= 1")
     vocabulary = data.get("vocabulary")
-    weights = data.get("weights")
     if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
         raise fail("vocabulary must be a list of feature names")
     if len(set(vocabulary)) != len(vocabulary):
         raise fail("a feature is listed twice in vocabulary")
-    if not isinstance(weights, list) or len(weights) != len(vocabulary) * n or not all(
-            isinstance(w, int) for w in weights):
-        raise fail(f"weights must be {len(vocabulary)} x {n} integers (feature-major)")
+    try:
+        weights = unpack_weights(data.get("weights"))
+    except (TypeError, ValueError, zlib.error, binascii.Error):
+        raise fail("weights must be the packed integers (zlib, then base64) of `sorter train`") from None
+    if len(weights) != len(vocabulary) * n:
+        raise fail(f"weights must be {len(vocabulary)} x {n} integers (feature-major), got {len(weights)}")
     return Model(
         kinds=tuple(known[k] for k in raw_kinds), bias=numbers["bias"], sure=numbers["sure"],
         unsure=numbers["unsure"], index={name: i for i, name in enumerate(vocabulary)},
-        weights=array("f", (w / WEIGHT_SCALE for w in weights)), source=source,
+        weights=weights, source=source,
         trained_on=str(data.get("trained_on", "")),
     )
+
+
+def pack_weights(weights: list[int]) -> str:
+    """The model file's weights: 32-bit little-endian integers, zlib-compressed, base64 (a few hundred
+    thousand features x 7 kinds load in milliseconds, where a JSON list of numbers takes a second)."""
+    raw = array("i", weights)
+    if sys.byteorder == "big":
+        raw.byteswap()
+    return base64.b64encode(zlib.compress(raw.tobytes(), 9)).decode("ascii")
+
+
+def unpack_weights(packed: object) -> array:  # type: ignore[type-arg]
+    if not isinstance(packed, str):
+        raise TypeError("weights are not a packed string")
+    raw = array("i")
+    raw.frombytes(zlib.decompress(base64.b64decode(packed.encode("ascii"), validate=True)))
+    if sys.byteorder == "big":
+        raw.byteswap()
+    return raw
