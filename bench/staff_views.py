@@ -70,7 +70,7 @@ def build(url: str, count: int, seed: int, now: datetime) -> float:
             "requester_name": f"Customer {cid}", "language": lang, "subject": f"Request {cid}",
             "flags": "dmarc_fail" if rng.random() < 0.01 else "", "opened_at": opened,
             "documents_received_at": docs, "due_at": due, "responded_at": responded, "closed_at": closed,
-            "updated_at": closed or responded or docs or opened,
+            "updated_at": closed or responded or docs or opened, "acknowledged_at": opened,
         })
         mid = f"<case-{cid}@customer.test>"
         ack = f"<{ref}.ack@bot.test>"

@@ -11,13 +11,17 @@ from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Engine
+from sqlmodel import select
 
+from bot.adapters.store import outbox
 from bot.adapters.store.cases import digest_facts
 from bot.adapters.store.engine import make_engine, transaction
 from bot.adapters.store.tables import CaseRow, MessageRow, OutboxRow
 from bot.compose.notices import StaffTemplates
 from bot.core.digest import Digest, build_digest
+from bot.core.model import Delivery
 from tests.botrun import ROOT, write_config
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -62,6 +66,8 @@ def seeded(url: str, cases: list[CaseRow], *, acked: tuple[str, ...] = ()) -> En
     with transaction(engine) as session:
         for row in cases:
             copy = CaseRow.model_validate(row.model_dump())
+            if copy.ref in acked:
+                copy.acknowledged_at = AS_OF  # as store.outbox.record sets it when the ack is sent
             session.add(copy)
             session.flush()
             if copy.ref in acked:
@@ -168,3 +174,34 @@ def test_cases_list_shows_the_newest_and_says_how_many_there_are(tmp_path: Path)
     assert run("--all").startswith("250 case(s)\n") and "PRV-2026-00001" in run("--all")
     assert len(json.loads(run("--json"))) == 250
     assert [c["ref"] for c in json.loads(run("--json", "--limit", "2"))] == ["PRV-2026-00249", "PRV-2026-00250"]
+
+
+@pytest.mark.parametrize(("purpose", "delivery", "stamped"), [
+    ("ack", Delivery.SENT, True),
+    ("ack", Delivery.FAILED, False),  # refused for good: still not acknowledged, the digest lists it
+    ("ack", Delivery.UNCERTAIN, False),  # may have been delivered: staff check it, the digest lists it
+    ("reminder14", Delivery.SENT, False),  # only the acknowledgement counts
+])
+def test_the_case_is_acknowledged_when_its_acknowledgement_is_sent(db_url: str, purpose: str, delivery: Delivery,
+                                                                    stamped: bool) -> None:
+    """The digest reads cases.acknowledged_at (0005_digest_speed); the outbox sets it as the ack's 250 is recorded."""
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        row = CaseRow.model_validate(SEED[2].model_dump())
+        session.add(row)
+        session.flush()
+        mail = OutboxRow(case_id=row.id, purpose=purpose, message_id="<m@x>", to_addr="a@example.com", raw=b"x",
+                         status=Delivery.CLAIMED.value, claimed_by="w1", next_attempt_at=AS_OF, created_at=AS_OF)
+        session.add(mail)
+        session.flush()
+        key = mail.id
+    assert key is not None
+    sent_at = AS_OF + timedelta(minutes=1)
+    assert outbox.record(engine, key, lambda _row: (delivery, "", None, ""), sent_at) is delivery
+    later = AS_OF + timedelta(days=3)
+    with transaction(engine) as session:
+        got = session.exec(select(CaseRow)).one()
+    facts = digest_facts(engine, as_of=later, since=later - timedelta(days=1), ack_target_hours=24, limit=50)
+    engine.dispose()
+    assert got.acknowledged_at == (sent_at if stamped else None)
+    assert [c.ref for c in facts.sections["unacknowledged"][0]] == ([] if stamped else ["PRV-2026-00003"])

@@ -425,8 +425,9 @@ def test_a_database_of_release_6baab05_upgrades_without_loss_and_works(
     after = rows_of(engine)
     assert rows_of(engine, only=old_columns) == before
     added = {t: [c for c in cols if c not in old_columns.get(t, cols)] for t, cols in columns_of(engine).items()}
-    # the outbox's normalised recipient and its domain are filled from to_addr (0004_trust), the limits count them
-    filled = {("outbox", "to_norm"), ("outbox", "to_domain")}
+    # the outbox's normalised recipient and its domain are filled from to_addr (0004_trust), the limits count them;
+    # a case's acknowledged_at from its sent acknowledgement (0005_digest_speed), the digest reads it
+    filled = {("outbox", "to_norm"), ("outbox", "to_domain"), ("cases", "acknowledged_at")}
     for table, names in added.items():  # columns added since: their defaults ('' or NULL, False) on every old row
         names = [n for n in names if (table, n) not in filled]
         for row in rows_of(engine, only={table: names}).get(table, []) if names else []:
@@ -434,6 +435,11 @@ def test_a_database_of_release_6baab05_upgrades_without_loss_and_works(
     outbox_rows = rows_of(engine, only={"outbox": ["to_addr", "to_norm", "to_domain"]})["outbox"]
     assert all(norm == to.lower() and domain == to.lower().rpartition("@")[2]
                for to, norm, domain in outbox_rows if "+" not in to), outbox_rows
+    with engine.connect() as conn:
+        acked = {r[0] for r in conn.execute(text(
+            "SELECT c.ref FROM cases c JOIN outbox o ON o.case_id = c.id WHERE o.purpose = 'ack' AND o.status = 'sent'"))}
+        stamped = {r[0]: r[1] is not None for r in conn.execute(text("SELECT ref, acknowledged_at FROM cases"))}
+    assert acked and {ref for ref, yes in stamped.items() if yes} == acked, (acked, stamped)
     assert all(after[table] == [] for table in after.keys() - before.keys())  # tables added since: empty
     assert bot(new_cfg, "db", "current").stdout.strip() == f"{HEAD} (the newest)"
     assert differences(engine) == []

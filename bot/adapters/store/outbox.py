@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from bot.adapters.store.engine import transaction
-from bot.adapters.store.tables import EventRow, MessageRow, OutboxRow
+from bot.adapters.store.tables import CaseRow, EventRow, MessageRow, OutboxRow
 from bot.core.model import IN_FLIGHT, Action, Delivery, EventKind
 from bot.core.trust import normalise_address, recipient_problem
 
@@ -179,6 +179,9 @@ def record(engine: Engine, key: int, decide: Callable[[OutboxRow], tuple[Deliver
         row.status, row.last_error = status.value, error
         if status is Delivery.SENT:
             row.sent_at = now
+            if row.purpose == "ack" and row.case_id is not None:  # the digest reads this, not the outbox
+                session.exec(update(CaseRow).where(col(CaseRow.id) == row.case_id, col(CaseRow.acknowledged_at).is_(None))
+                             .values(acknowledged_at=now))
         if event is not None:
             _event(session, row, now, event, detail)
         session.add(row)

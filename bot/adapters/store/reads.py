@@ -40,6 +40,7 @@ CASES = table(
     column("identity_document", String), column("outcome", String), column("outcome_reason", String),
     column("outcome_at", UTCDateTime), column("customer_waiting_since", UTCDateTime),
     column("documents_requested_at", UTCDateTime), column("sender_verified", Boolean),
+    column("acknowledged_at", UTCDateTime),
 )
 OUTBOX = table("outbox", column("case_id", Integer), column("purpose", String), column("status", String))
 MESSAGES = table("messages", column("id", Integer), column("mailbox_uid", Integer), column("recorded_at", UTCDateTime),
@@ -115,11 +116,11 @@ def digest_facts(engine: Engine, *, as_of: datetime, since: datetime, ack_target
     """Each digest section as the database sees it: which cases belong there (most urgent first,
     at most `limit`) and how many in all. A few indexed queries, whatever the number of cases."""
     c = _C
-    open_ = c.status.not_in(FINISHED)
-    acked = exists().where(_O.case_id == c.id, _O.purpose == "ack", _O.status == Delivery.SENT.value)
+    open_ = c.status.in_(sorted(s.value for s in OPEN_STATUSES))  # IN, not NOT IN: the status indexes serve it
     rules: dict[str, tuple[Any, tuple[Any, ...]]] = {
         "overdue": (and_(open_, c.due_at < as_of), (c.due_at, c.id)),
-        "unacknowledged": (and_(open_, c.opened_at < as_of - timedelta(hours=ack_target_hours), ~acked), (c.id,)),
+        "unacknowledged": (and_(c.acknowledged_at.is_(None), open_,
+                                c.opened_at < as_of - timedelta(hours=ack_target_hours)), (c.id,)),
         "due_soon": (and_(open_, c.due_at >= as_of, c.due_at <= as_of + DUE_SOON), (c.due_at, c.id)),
         "awaiting": (c.status == Status.AWAITING_DOCUMENTS.value, (c.opened_at, c.id)),
         "needs_staff": (c.status == Status.NEEDS_STAFF.value, (c.id,)),

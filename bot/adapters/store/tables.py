@@ -28,7 +28,11 @@ class CaseRow(SQLModel, table=True):
     # the console's queue at 100,000 cases: open cases by due date, waiting ones by age, opt-outs to carry out
     __table_args__ = (Index("ix_cases_status_due_at", "status", "due_at"),
                       Index("ix_cases_status_opened_at", "status", "opened_at"),
-                      Index("ix_cases_status_documents", "status", "documents_received_at"))
+                      Index("ix_cases_status_documents", "status", "documents_received_at"),
+                      # the digest at 100,000 cases: open cases by kinds read from the index alone, and the
+                      # few not acknowledged found without looking at every open case
+                      Index("ix_cases_status_kinds", "status", "kinds"),
+                      Index("ix_cases_unacknowledged", "acknowledged_at", "status", "opened_at"))
     id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(unique=True, index=True, max_length=40)
     status: str = Field(index=True, max_length=32)
@@ -53,6 +57,7 @@ class CaseRow(SQLModel, table=True):
     customer_waiting_since: datetime | None = _when(default=None, index=True)
     documents_requested_at: datetime | None = _when(default=None)  # asked again for documents (insufficient)
     sender_verified: bool = False  # authenticated by a trusted server: its name and subject may be echoed
+    acknowledged_at: datetime | None = _when(default=None)  # when its acknowledgement was sent (250)
 
 
 class MessageRow(SQLModel, table=True):
