@@ -211,12 +211,12 @@ def test_rules_test_on_the_development_set() -> None:
                                             "third_party_stop", "marketing_opt_out", "general"}
 
 
-# Measured on the held-out test part at the end of issue 11: 70.0 % sorted exactly right, lowest
-# precision/recall 0.519 (general), form errors 18.6 %; then, after the development set grew from 387 to
-# 1,687 mails (two more writers) and "on file" stopped counting as asking to see: 75.0 %, 0.557, 15.0 %.
-# The floor keeps later changes from making it worse; raise it when a change (judged on the development
-# set) makes it better.
-TEST_FLOOR = {"worst": 0.55, "form_error_rate": 0.16, "exact": 165}
+# Measured on the held-out test part (320 mails by two writers who saw only tests/data/sorting/GUIDE.md and the
+# policy; written before the sorter they measure and measured once, at the end of session 18): 301 sorted exactly
+# right (94.1 %), lowest precision/recall 0.882 (general precision), form errors 3.4 %. The previous test part
+# (its results seen while building) joined the development set. The floor keeps later changes from making it
+# worse; a change is judged on the development set (`sorter cv`), never tuned on this one.
+TEST_FLOOR = {"worst": 0.88, "form_error_rate": 0.035, "exact": 301}
 
 
 @pytest.fixture(scope="module")
@@ -233,8 +233,8 @@ def test_rules_test_on_the_held_out_test_set_does_not_regress(test_set_figures: 
     assert f["exact"] >= TEST_FLOOR["exact"], f
 
 
-@pytest.mark.xfail(reason="issue 11 Done-when not reached: on the test part the lowest precision/recall is 0.557 "
-                          "and form errors are 15.0 % (see the issue 11 note)", strict=True)
+@pytest.mark.xfail(reason="issue 11 Done-when not reached: on the test part the lowest precision/recall is 0.882 "
+                          "(general precision) and form errors are 3.4 % (see the issue 11 note)", strict=True)
 def test_rules_test_on_the_held_out_test_set_meets_the_done_when(test_set_figures: dict[str, Any]) -> None:
     """Issue 11's Done-when on the held-out test part: every kind's precision and recall >= 0.95 and
     form errors <= 2 %."""
