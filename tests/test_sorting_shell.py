@@ -211,35 +211,42 @@ def test_rules_test_on_the_development_set() -> None:
                                             "third_party_stop", "marketing_opt_out", "general"}
 
 
-# Measured on the held-out test part (320 mails by two writers who saw only tests/data/sorting/GUIDE.md and the
-# policy; written before the sorter they measure and measured once, at the end of session 18): 301 sorted exactly
-# right (94.1 %), lowest precision/recall 0.882 (general precision), form errors 3.4 %. The previous test part
-# (its results seen while building) joined the development set. The floor keeps later changes from making it
-# worse; a change is judged on the development set (`sorter cv`), never tuned on this one.
-TEST_FLOOR = {"worst": 0.88, "form_error_rate": 0.035, "exact": 301}
+# The held-out test parts: 320 mails each, by writers who saw only tests/data/sorting/GUIDE.md and the policy,
+# written before the sorter they measure and measured once each, at the end of session 18. test.jsonl: 301 sorted
+# exactly right (94.1 %), lowest precision/recall 0.882 (general precision), form errors 3.4 %. test2.jsonl
+# (written after test.jsonl was measured, measured once): 302 (94.4 %), 0.914 (disclosure precision), 1.2 %.
+# The test part of earlier sessions (its results seen while building) joined the development set. The floors
+# keep later changes from making them worse; a change is judged on the development set (`sorter cv`), never
+# tuned on these.
+TEST_FLOORS = {
+    "test.jsonl": {"worst": 0.88, "form_error_rate": 0.035, "exact": 301},
+    "test2.jsonl": {"worst": 0.91, "form_error_rate": 0.013, "exact": 302},
+}
 
 
-@pytest.fixture(scope="module")
-def test_set_figures() -> dict[str, Any]:
-    figures = _rules_test("--set", str(SETS / "test.jsonl"))
+@pytest.fixture(scope="module", params=sorted(TEST_FLOORS))
+def test_set_figures(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    figures = _rules_test("--set", str(SETS / request.param))
     assert figures["mails"] == 320
-    return figures
+    return request.param, figures
 
 
-def test_rules_test_on_the_held_out_test_set_does_not_regress(test_set_figures: dict[str, Any]) -> None:
-    f = test_set_figures
-    assert f["worst"] >= TEST_FLOOR["worst"], f
-    assert f["form_error_rate"] <= TEST_FLOOR["form_error_rate"], f
-    assert f["exact"] >= TEST_FLOOR["exact"], f
+def test_rules_test_on_the_held_out_test_sets_does_not_regress(test_set_figures: tuple[str, dict[str, Any]]) -> None:
+    name, f = test_set_figures
+    floor = TEST_FLOORS[name]
+    assert f["worst"] >= floor["worst"], f
+    assert f["form_error_rate"] <= floor["form_error_rate"], f
+    assert f["exact"] >= floor["exact"], f
 
 
-@pytest.mark.xfail(reason="issue 11 Done-when not reached: on the test part the lowest precision/recall is 0.882 "
-                          "(general precision) and form errors are 3.4 % (see the issue 11 note)", strict=True)
-def test_rules_test_on_the_held_out_test_set_meets_the_done_when(test_set_figures: dict[str, Any]) -> None:
-    """Issue 11's Done-when on the held-out test part: every kind's precision and recall >= 0.95 and
+@pytest.mark.xfail(reason="issue 11 Done-when not reached: lowest precision/recall 0.882 and 0.914, form errors "
+                          "3.4 % and 1.2 % on the two test parts (see the issue 11 note)", strict=True)
+def test_rules_test_on_the_held_out_test_sets_meets_the_done_when(test_set_figures: tuple[str, dict[str, Any]]) -> None:
+    """Issue 11's Done-when on each held-out test part: every kind's precision and recall >= 0.95 and
     form errors <= 2 %."""
-    low = {k: v for k, v in test_set_figures["kinds"].items() if min(v["precision"], v["recall"]) < 0.95}
-    assert not low and test_set_figures["form_error_rate"] <= 0.02, (low, test_set_figures["form_error_rate"])
+    _, f = test_set_figures
+    low = {k: v for k, v in f["kinds"].items() if min(v["precision"], v["recall"]) < 0.95}
+    assert not low and f["form_error_rate"] <= 0.02, (low, f["form_error_rate"])
 
 
 def test_rules_test_names_a_bad_set(tmp_path: Path) -> None:

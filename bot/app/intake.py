@@ -67,6 +67,7 @@ class Intake:
         self.model = model  # None: the rule file alone sorts
         self.notifier = notifier or Notifier(self.settings)  # staff are told once when a limit is reached
         self.own = self.settings.own_addresses
+        self.limits = limits_of(self.settings)
 
     def take_in(self, mailbox: str, uidvalidity: int, fetched: Fetched, now: datetime) -> Outcome:
         """Record one mail. Never raises for a bad mail; database trouble propagates (retry later)."""
@@ -102,7 +103,7 @@ class Intake:
             case = find_case_by_ref(session, sorted_.ref) if sorted_.ref else None
             if case is None:
                 case = find_case_by_message_ids(session, mail.thread_ids)
-            sent = sent_counts(session, sorted_.recipient, now)
+            sent = sent_counts(session, sorted_.recipient, now, self.limits)
             known = Known(
                 duplicate=inbound_seen(session, mail.message_id),
                 case_ref=case.ref if case else "",
@@ -111,7 +112,7 @@ class Intake:
                 replies_1h=sent.all_1h,
             )
         decision = decide(mail, sorted_, known, reply_cap=policy.max_auto_replies_per_sender_per_day,
-                          limits=limits_of(self.settings))
+                          limits=self.limits)
         if decision.template and (problem := recipient_problem(sorted_.recipient, self.own,
                                                                lenient_domains=self.mailing.lenient_domains)):
             # the outbox would refuse it (and would, whatever this says): the case waits for staff

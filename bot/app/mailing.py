@@ -11,15 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from bot.adapters.store.cases import kinds_text, record_of
-from bot.adapters.store.outbox import (
-    CaseMessage,
-    Queued,
-    count_auto_replies_since,
-    count_auto_since,
-    count_auto_to_domain_since,
-    enqueue,
-    refused,
-)
+from bot.adapters.store.outbox import CaseMessage, Queued, count_auto_sent, enqueue, refused
 from bot.adapters.store.tables import CaseRow
 from bot.compose.context import case_context
 from bot.compose.message import build_reply, make_message_id, serialise
@@ -27,7 +19,6 @@ from bot.compose.templates import HTML_SUFFIX, TEXT_SUFFIX, Renderer
 from bot.compose.versions import template_label
 from bot.core.decide import Limits, Sent
 from bot.core.model import Action, EventKind
-from bot.core.trust import address_domain
 from bot.core.wording import normalise_language
 from bot.settings import Settings, load_rules, rules_path
 
@@ -110,8 +101,9 @@ def limit_period(limit: str, now: datetime) -> str:
     return now.strftime("%Y-%m-%d") if limit.endswith("_per_day") else now.strftime("%Y-%m-%dT%H")
 
 
-def sent_counts(session: Session, recipient: str, now: datetime) -> Sent:
-    """Automatic mail already queued: to the normalised recipient in 24 h, to its domain in an hour, in all in an hour."""
-    hour = now - timedelta(hours=1)
-    return Sent(count_auto_replies_since(session, recipient, now - timedelta(hours=24)),
-            count_auto_to_domain_since(session, address_domain(recipient), hour), count_auto_since(session, hour))
+def sent_counts(session: Session, recipient: str, now: datetime, limits: Limits) -> Sent:
+    """Automatic mail already queued: to the normalised recipient in 24 h, to its domain in an hour, in all
+    in an hour; each counted only as far as its limit (all `limit_reached` needs to know)."""
+    day, hour = now - timedelta(hours=24), now - timedelta(hours=1)
+    return Sent(*count_auto_sent(session, recipient, day=day, hour=hour,
+                                 caps=(limits.per_sender_per_day, limits.per_domain_per_hour, limits.per_hour)))

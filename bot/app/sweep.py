@@ -50,7 +50,8 @@ def sweep_once(engine: Engine, mailing: Mailing, notifier: Notifier, now: dateti
                     continue  # staff moved it meanwhile
                 elif step.step is Step.REMIND:
                     # a reminder is automatic mail: it counts, and waits while a limit is reached
-                    limit = limit_reached(sent_counts(session, case.requester, now), limits_of(settings))
+                    limits = limits_of(settings)
+                    limit = limit_reached(sent_counts(session, case.requester, now, limits), limits)
                     if limit:
                         notifier.queue_limit_notice(session, limit, limit_period(limit, now), case.ref, now)
                         log.info("follow-up ref=%s step=%s waits: %s reached", step.ref, step.purpose, limit)

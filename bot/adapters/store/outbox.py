@@ -11,17 +11,20 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, func, literal, update
+from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
 from bot.adapters.store.engine import transaction
 from bot.adapters.store.tables import CaseRow, EventRow, MessageRow, OutboxRow
 from bot.core.model import IN_FLIGHT, Action, Delivery, EventKind
-from bot.core.trust import normalise_address, recipient_problem
+from bot.core.trust import address_domain, normalise_address, recipient_problem
 
 log = logging.getLogger(__name__)
 _IN_FLIGHT = [d.value for d in IN_FLIGHT]
+_OUTBOX: Any = OutboxRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -99,32 +102,27 @@ def refused(session: Session, mail: Queued, now: datetime, *, from_addr: str,
     return True
 
 
-def count_auto_replies_since(session: Session, address: str, since: datetime) -> int:
-    """Automatic mail queued since `since` to `address`, counted on the normalised address
-    (case folded, +tag removed): "Ruth+1@X.com" and "ruth@x.com" share one allowance."""
-    stmt = (
-        select(func.count())
-        .select_from(OutboxRow)
-        .where(OutboxRow.to_norm == normalise_address(address), col(OutboxRow.automatic).is_(True),
-               OutboxRow.created_at >= since)
-    )
-    return int(session.exec(stmt).one())
+def count_auto_sent(session: Session, address: str, *, day: datetime, hour: datetime,
+                    caps: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Automatic mail queued to `address` since `day`, to its domain since `hour`, and in all since
+    `hour`, in one query; each count stops at its cap (a limit only asks "this many yet?", so the
+    work stays bounded by the limits, not by the size of the outbox). Counted on the normalised
+    address (case folded, +tag removed): "Ruth+1@X.com" and "ruth@x.com" share one allowance."""
+    norm = normalise_address(address)
+    o = _OUTBOX.c
+    auto = o.automatic.is_(True)
 
+    def capped(cap: int, *where: Any) -> Any:
+        rows = columns(literal(1)).select_from(_OUTBOX).where(auto, *where).limit(cap).subquery()
+        return columns(func.count()).select_from(rows).scalar_subquery()
 
-def count_auto_to_domain_since(session: Session, domain: str, since: datetime) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(OutboxRow)
-        .where(OutboxRow.to_domain == domain.casefold(), col(OutboxRow.automatic).is_(True),
-               OutboxRow.created_at >= since)
-    )
-    return int(session.exec(stmt).one())
-
-
-def count_auto_since(session: Session, since: datetime) -> int:
-    stmt = (select(func.count()).select_from(OutboxRow)
-            .where(col(OutboxRow.automatic).is_(True), OutboxRow.created_at >= since))
-    return int(session.exec(stmt).one())
+    per_sender, per_domain, in_all = caps
+    row = session.connection().execute(columns(
+        capped(per_sender, o.to_norm == norm, o.created_at >= day),
+        capped(per_domain, o.to_domain == address_domain(address).casefold(), o.created_at >= hour),
+        capped(in_all, o.created_at >= hour),
+    )).one()
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def queued(session: Session, message_id: str) -> bool:
