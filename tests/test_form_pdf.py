@@ -226,3 +226,41 @@ def test_hostile_values_stay_on_one_line(tmp_path: Path) -> None:
     text = pdftotext(form("en", requester="eve@example.com\r\nX", ref="PRV-2026-00042\n"), tmp_path).stdout
     assert "eve@example.com X" in text
     assert REF in text
+
+
+def _without_id(pdf: bytes) -> bytes:
+    return re.sub(rb"/ID \n\[<[0-9a-f]{32}><[0-9a-f]{32}>\]", b"/ID", pdf)
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+@pytest.mark.parametrize(("ref", "requester"), [
+    ("PRV-2026-00042", "hanako.yamada@example.jp"),
+    ("PRV-2026-98765", "a@b.example"),
+    ("PRV-2027-123456", "x" * 100 + "@example.com"),  # six digits: a template of its own shape
+    ("SUP2-2026-00001", "o'brien+tag@example.ie"),
+])
+def test_a_stamped_form_is_the_form_rendered_for_that_case(language: str, ref: str, requester: str) -> None:
+    """Forms are stamped from one template per language, kinds and day (issue 14); each is byte for byte the
+    form rendered for its own reference and address (padded), bar the document /ID, which is its own."""
+    from bot.compose.form_pdf import REQUESTER_CHARS, _Form, _render
+
+    long_address = "\n".join(f"Address line {i}" for i in range(1, 31))  # two pages: a footer on each
+    for address in (JA_ADDRESS if language == "ja" else EN_ADDRESS, long_address):
+        stamped = form(language, ref=ref, requester=requester, postal_address=address)
+        company = "サンプル株式会社" if language == "ja" else "Sample Co., Ltd."
+        direct = _render(_Form(language, (Kind.DISCLOSURE, Kind.DELETION), date(2026, 12, 18), address, company, 14),
+                         ref, requester.ljust(REQUESTER_CHARS))
+        assert _without_id(stamped) == _without_id(direct)
+        assert stamped != form(language, ref="PRV-2026-00001", requester=requester, postal_address=address)
+
+
+def test_each_stamped_form_has_its_own_id() -> None:
+    ids = {re.search(rb"/ID \n\[<([0-9a-f]{32})>", form("en", ref=f"PRV-2026-{n:05d}")).group(1)  # type: ignore[union-attr]
+           for n in range(1, 6)}
+    assert len(ids) == 5
+
+
+@pytest.mark.parametrize("requester", ["山田@例え.jp", "weird(comment)@example.com", "back\\slash@example.com"])
+def test_an_address_that_cannot_be_stamped_is_rendered(requester: str, tmp_path: Path) -> None:
+    text = pdftotext(form("en", requester=requester), tmp_path).stdout
+    assert requester in text and REF in text

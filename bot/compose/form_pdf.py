@@ -11,10 +11,12 @@ inputs give the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zlib
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
 from importlib.resources import files
@@ -39,7 +41,7 @@ PAGE_W, PAGE_H = A4
 MARGIN = 42.0
 WIDTH = PAGE_W - 2 * MARGIN
 BOTTOM = 48.0  # content stops above the footer
-__all__ = ["FORM_KINDS", "form_filename", "request_form_pdf"]
+__all__ = ["FORM_KINDS", "REQUESTER_CHARS", "form_filename", "request_form_pdf"]
 
 FORM_KINDS: tuple[Kind, ...] = (
     Kind.DISCLOSURE, Kind.AMENDMENT, Kind.ADDITION, Kind.DELETION, Kind.THIRD_PARTY_STOP,
@@ -228,6 +230,9 @@ class _Sheet:
             c.setLineWidth(0.8)
 
 
+REQUESTER_CHARS = 120  # the requester's address as printed on the form, at most
+
+
 def request_form_pdf(
     *,
     ref: str,
@@ -239,30 +244,104 @@ def request_form_pdf(
     company_name: str,
     response_days: int = 14,
 ) -> bytes:
-    """The request form as PDF bytes: A4, case reference at the top and in every page's footer."""
+    """The request form as PDF bytes: A4, case reference at the top and in every page's footer.
+
+    Forms that differ only in their reference (same prefix and number of digits) and in the requester's
+    address are stamped from one rendered template (`_Template`): a backlog of replies renders the form
+    once per language, kinds and day instead of once per mail (issue 14). The bytes are those of a
+    render with the address padded to REQUESTER_CHARS (trailing spaces), bar the document /ID."""
     _fonts()
     lang = normalise_language(language)
     ref = one_line(ref, 40)
-    requester = one_line(requester, 120)
-    company = one_line(company_name, 80)
-    words = form_words(lang, company, response_days, opened_on)
+    requester = one_line(requester, REQUESTER_CHARS)
+    form = _Form(lang, tuple(k for k in FORM_KINDS if k in kinds), opened_on, postal_address,
+                 one_line(company_name, 80), response_days)
+    if _STAMPABLE_REF.fullmatch(ref) and _STAMPABLE_ADDRESS.fullmatch(requester):
+        template = _template(form, _DIGIT.sub("0", ref))
+        if template is not None:
+            return template.stamp(ref, requester)
+    return _render(form, ref, requester)
+
+
+@dataclass(frozen=True)
+class _Form:
+    """What a form says besides its reference and the requester's address."""
+
+    lang: str
+    kinds: tuple[Kind, ...]
+    opened_on: date
+    postal_address: str
+    company: str
+    response_days: int
+
+
+def _render(form: _Form, ref: str, requester: str) -> bytes:
+    # Page content uncompressed: the reference and the address stay where a template can stamp them.
+    words = form_words(form.lang, form.company, form.response_days, form.opened_on)
     buf = io.BytesIO()
-    canvas = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, initialFontName=LATIN_FONT)
-    canvas.setTitle(f"{words.title} ({ref})")
-    canvas.setAuthor(company)
+    canvas = Canvas(buf, pagesize=A4, invariant=1, pageCompression=0, initialFontName=LATIN_FONT)
+    canvas.setTitle(words.title)
+    canvas.setAuthor(form.company)
     canvas.setSubject(ref)
-    sheet = _Sheet(canvas, words, ref, company, lang)
+    sheet = _Sheet(canvas, words, ref, form.company, form.lang)
     _header(sheet)
-    _kinds(sheet, kinds)
+    _kinds(sheet, form.kinds)
     _details(sheet)
-    _person(sheet, requester, lang)
+    _person(sheet, requester, form.lang)
     _enclosures(sheet)
-    _send_to(sheet, postal_address)
+    _send_to(sheet, form.postal_address)
     _notes(sheet)
     sheet.footer()
     canvas.showPage()
     canvas.save()
     return buf.getvalue()
+
+
+# A reference of ASCII letters, digits and hyphens: its digits all have one width in Liberation Sans, so
+# "PRV-2026-00042" sits exactly where "PRV-0000-00000" did. An address that needs no escaping in a PDF
+# string and is set in Liberation Sans alone (ASCII without parentheses or backslashes).
+_STAMPABLE_REF = re.compile(r"[A-Za-z0-9-]{1,40}")
+_STAMPABLE_ADDRESS = re.compile(rf"[\x20-\x27\x2a-\x5b\x5d-\x7e]{{1,{REQUESTER_CHARS}}}")
+_DIGIT = re.compile(r"[0-9]")
+_ADDRESS_SLOT = "~" * REQUESTER_CHARS  # no escaping, one font; 120 of them are met nowhere else in a form
+_IDS = re.compile(rb"/ID \n\[<([0-9a-f]{32})><([0-9a-f]{32})>\]")
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A rendered form with the places of its reference (the Subject, the box, each page's footer), of the
+    requester's address and of the document /ID."""
+
+    pdf: bytes
+    ref_at: tuple[int, ...]
+    address_at: int
+    ids_at: tuple[int, int]
+
+    def stamp(self, ref: str, requester: str) -> bytes:
+        out = bytearray(self.pdf)
+        code = ref.encode("ascii")
+        for at in self.ref_at:
+            out[at : at + len(code)] = code
+        out[self.address_at : self.address_at + REQUESTER_CHARS] = requester.ljust(REQUESTER_CHARS).encode("ascii")
+        ident = hashlib.md5(self.pdf[self.ids_at[0] : self.ids_at[0] + 32] + b"\0" + code + b"\0"
+                            + requester.encode("ascii"), usedforsecurity=False).hexdigest().encode("ascii")
+        for at in self.ids_at:
+            out[at : at + 32] = ident
+        return bytes(out)
+
+
+@lru_cache(maxsize=64)
+def _template(form: _Form, ref_shape: str) -> _Template | None:
+    """The form rendered with `ref_shape` and a placeholder address, and where they stand; None when they
+    cannot be found exactly once per place (the form is then rendered for each mail)."""
+    pdf = _render(form, ref_shape, _ADDRESS_SLOT)
+    refs = tuple(m.start() for m in re.finditer(re.escape(ref_shape.encode("ascii")), pdf))
+    addresses = [m.start() for m in re.finditer(re.escape(_ADDRESS_SLOT.encode("ascii")), pdf)]
+    ids = _IDS.search(pdf)
+    pages = len(re.findall(rb"/Type /Page\b(?!s)", pdf))
+    if len(refs) != 2 + pages or len(addresses) != 1 or ids is None:
+        return None
+    return _Template(pdf, refs, addresses[0], (ids.start(1), ids.start(2)))
 
 
 def _header(s: _Sheet) -> None:
