@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, literal, update
 from sqlalchemy import select as columns
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from bot.adapters.store.engine import transaction
@@ -168,7 +169,8 @@ def record(engine: Engine, key: int, decide: Callable[[OutboxRow], tuple[Deliver
     """Record the outcome of one send (its own transaction). `decide(row)` says the row's new status,
     its error text, and the history line to write; None when the row is no longer in flight."""
     with transaction(engine) as session:
-        row = session.get(OutboxRow, key)
+        # not the message itself (raw, tens of KB): recording an outcome never reads it
+        row = session.exec(select(OutboxRow).where(OutboxRow.id == key).options(defer(OutboxRow.raw))).first()  # type: ignore[arg-type]
         if row is None or row.status not in _IN_FLIGHT:
             return None
         row.claimed_by = ""
