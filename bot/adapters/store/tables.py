@@ -130,8 +130,10 @@ class OutboxRow(SQLModel, table=True):
     # one mail per case, purpose and recipient (Message-IDs are random, so this is what stops a twice-queued
     # reminder); the limits on automatic mail count by normalised recipient and domain
     __table_args__ = (Index("ux_outbox_case_purpose_to", "case_id", "purpose", "to_norm", unique=True),
-                      Index("ix_outbox_to_norm_created", "to_norm", "created_at"),
-                      Index("ix_outbox_to_domain_created", "to_domain", "created_at"))
+                      # the limits count automatic mail from these alone (no row read: a backlog stays linear)
+                      Index("ix_outbox_to_norm_auto_created", "to_norm", "automatic", "created_at"),
+                      Index("ix_outbox_to_domain_auto_created", "to_domain", "automatic", "created_at"),
+                      Index("ix_outbox_auto_created", "automatic", "created_at"))
     id: int | None = Field(default=None, primary_key=True)
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     purpose: str = Field(max_length=64)  # ack | reminder ... | digest

@@ -1,6 +1,8 @@
-"""The digest at 100,000 cases (issue 14): when each case's acknowledgement was sent, kept on the case
-(the digest's "not acknowledged" section no longer looks for a sent acknowledgement in the outbox for
-every open case), and an index that counts open cases by kinds from the index alone.
+"""The digest at 100,000 cases and a backlog's limits (issue 14): when each case's acknowledgement was
+sent, kept on the case (the digest's "not acknowledged" section no longer looks for a sent
+acknowledgement in the outbox for every open case); an index that counts open cases by kinds from the
+index alone; the outbox's indexes for the limits on automatic mail carry `automatic`, so the counts
+read no rows (they read every row of the period before, which made a drain quadratic).
 
 Revision ID: 0005_digest_speed
 Revises: 0004_trust
@@ -35,8 +37,21 @@ def upgrade() -> None:
         batch_op.create_index("ix_cases_unacknowledged", ["acknowledged_at", "status", "opened_at"], unique=False)
         batch_op.create_index("ix_cases_status_kinds", ["status", "kinds"], unique=False)
 
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_to_norm_created")
+        batch_op.drop_index("ix_outbox_to_domain_created")
+        batch_op.create_index("ix_outbox_to_norm_auto_created", ["to_norm", "automatic", "created_at"], unique=False)
+        batch_op.create_index("ix_outbox_to_domain_auto_created", ["to_domain", "automatic", "created_at"], unique=False)
+        batch_op.create_index("ix_outbox_auto_created", ["automatic", "created_at"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_auto_created")
+        batch_op.drop_index("ix_outbox_to_domain_auto_created")
+        batch_op.drop_index("ix_outbox_to_norm_auto_created")
+        batch_op.create_index("ix_outbox_to_domain_created", ["to_domain", "created_at"], unique=False)
+        batch_op.create_index("ix_outbox_to_norm_created", ["to_norm", "created_at"], unique=False)
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index("ix_cases_status_kinds")
         batch_op.drop_index("ix_cases_unacknowledged")
