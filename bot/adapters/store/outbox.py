@@ -118,6 +118,7 @@ def count_auto_sent(session: Session, address: str, *, day: datetime, hour: date
         return columns(func.count()).select_from(rows).scalar_subquery()
 
     per_sender, per_domain, in_all = caps
+    session.flush()  # what this transaction queued counts too (a Core query does not flush for us)
     row = session.connection().execute(columns(
         capped(per_sender, o.to_norm == norm, o.created_at >= day),
         capped(per_domain, o.to_domain == address_domain(address).casefold(), o.created_at >= hour),
