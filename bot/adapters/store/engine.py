@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,10 +99,24 @@ def _private_file(path: Path) -> None:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten with zeros, not left in free pages
-    cur.execute("PRAGMA journal_mode=WAL")
+    _wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _wal(cur: Any, tries: int = 200) -> None:
+    """WAL mode. While another connection makes the schema of a new database (the first start of two
+    processes), SQLite answers this pragma "database is locked" at once instead of waiting its busy
+    timeout; the schema work takes a moment, so ask again for up to about ten seconds."""
+    for attempt in range(tries):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 @contextmanager
