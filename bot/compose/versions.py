@@ -5,6 +5,7 @@ which text the bot sent, whatever the templates directory holds later."""
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import jinja2
 from jinja2 import meta
@@ -27,12 +28,18 @@ def template_version(env: jinja2.Environment, filename: str) -> str:
         seen.add(name)
         source, _, _ = env.loader.get_source(env, name)
         digest.update(name.encode() + b"\0" + source.encode("utf-8") + b"\0")
-        try:
-            referenced = meta.find_referenced_templates(env.parse(source))
-        except jinja2.TemplateSyntaxError:
-            continue  # the render reports it
-        todo.extend(sorted(r for r in referenced if r is not None))
+        todo.extend(_referenced(env, source))
     return digest.hexdigest()[:VERSION_CHARS]
+
+
+@lru_cache(maxsize=1024)
+def _referenced(env: jinja2.Environment, source: str) -> tuple[str, ...]:
+    """The templates `source` includes, in a stable order (parsed once per source: every queued mail asks)."""
+    try:
+        referenced = meta.find_referenced_templates(env.parse(source))
+    except jinja2.TemplateSyntaxError:
+        return ()  # the render reports it
+    return tuple(sorted(r for r in referenced if r is not None))
 
 
 def template_label(env: jinja2.Environment, name: str, language: str, suffixes: tuple[str, ...]) -> str:
