@@ -163,3 +163,39 @@ def test_every_flag_has_words_in_both_languages() -> None:
 
     missing = [(lang, f.value) for f in Flag for lang, words in (("ja", JA), ("en", EN)) if f.value not in words]
     assert missing == []
+
+
+@pytest.mark.parametrize(("inquiry_sent", "on", "refused"), [
+    (datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO), datetime(2026, 12, 4, 12, 0, tzinfo=TOKYO), ""),  # the mail waited
+    (datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO), datetime(2026, 11, 30, 12, 0, tzinfo=TOKYO), "2026-12-01"),
+    (datetime(1970, 1, 1, 0, 0, tzinfo=TOKYO), datetime(2026, 12, 4, 12, 0, tzinfo=TOKYO), "2026-12-08"),  # a wrong clock
+    (None, datetime(2026, 12, 4, 12, 0, tzinfo=TOKYO), "2026-12-08"),  # no Date: the case's opening
+])
+def test_a_staff_date_may_be_before_the_case_opened_but_not_before_the_inquiry(
+        db_url: str, inquiry_sent: datetime | None, on: datetime, refused: str) -> None:
+    """Mail that waited in the mailbox (the bot stopped, or a backlog) opens its case late; documents posted
+    after the customer wrote may have arrived before that. The inquiry's own Date counts, by up to 90 days."""
+    from bot.adapters.store.engine import make_engine, transaction
+    from bot.adapters.store.tables import CaseRow, MessageRow
+    from bot.core.errors import UsageError
+    from bot.staff import actions
+
+    opened = datetime(2026, 12, 8, 9, 0, tzinfo=TOKYO)
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        case = CaseRow(ref="PRV-2026-00001", status="awaiting_documents", kinds="disclosure", requester="a@example.com",
+                       opened_at=opened, updated_at=opened)
+        session.add(case)
+        session.flush()
+        session.add(MessageRow(case_id=case.id, direction="in", message_id="<i@x>", sent_at=inquiry_sent,
+                               recorded_at=opened))
+    now = datetime(2026, 12, 9, 9, 0, tzinfo=TOKYO)
+    try:
+        if refused:
+            with pytest.raises(UsageError, match=f"is before the case was opened \\({refused}\\)"):
+                actions.documents_received(engine, "PRV-2026-00001", on, now=now, policy=POLICY, actor="alice")
+        else:
+            done, _ = actions.documents_received(engine, "PRV-2026-00001", on, now=now, policy=POLICY, actor="alice")
+            assert done.documents_received_at == on
+    finally:
+        engine.dispose()

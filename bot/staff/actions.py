@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import getpass
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from bot.adapters.store.cases import case_by_ref, record_of, save_state, state_of
@@ -52,7 +52,7 @@ def apply(engine: Engine, ref: str, event: CaseEvent, *, now: datetime, policy: 
     with transaction(engine) as session:
         case = case_by_ref(session, ref)
         if dated is not None:
-            _checked(case.opened_at, dated, now, policy, allow_future)
+            _checked(_began(session, case), dated, now, policy, allow_future)
         new, notes = transition(state_of(case), event, policy)
         save_state(session, case, new, notes, now, actor)
         return record_of(case), "; ".join(n.detail for n in notes)
@@ -74,6 +74,21 @@ def set_kinds(engine: Engine, ref: str, kinds: tuple[Kind, ...], *, now: datetim
         return record_of(case), "; ".join(n.detail for n in notes)
 
 
+INQUIRY_DATE_TRUSTED = timedelta(days=90)
+
+
+def _began(session: Session, case: CaseRow) -> datetime:
+    """When the request began, as far as a staff date is concerned: the case's opening, or the inquiry's
+    own Date when that is earlier (the mail waited in the mailbox while the bot was stopped or behind, and
+    the documents may well have arrived before the case was opened), but by no more than
+    INQUIRY_DATE_TRUSTED (a sender's clock may be wrong)."""
+    sent = session.exec(select(func.min(MessageRow.sent_at)).where(
+        MessageRow.case_id == case.id, MessageRow.direction == "in")).one()
+    if sent is None or not case.opened_at - INQUIRY_DATE_TRUSTED <= sent < case.opened_at:
+        return case.opened_at
+    return sent
+
+
 def _checked(case_opened: datetime, on: datetime, now: datetime, policy: CasePolicy, allow_future: bool) -> None:
     problem = date_problem(on, opened_at=case_opened, now=now, zone=policy.zone, allow_future=allow_future)
     if problem:
@@ -83,7 +98,7 @@ def _checked(case_opened: datetime, on: datetime, now: datetime, policy: CasePol
 def documents_received(engine: Engine, ref: str, on: datetime, *, now: datetime, policy: CasePolicy, actor: str,
                        allow_future: bool = False) -> tuple[CaseRecord, str]:
     """The postal documents arrived on `on`: the response clock starts. A date after today (unless
-    `allow_future`, for scripted replays) or before the case was opened is refused."""
+    `allow_future`, for scripted replays) or before the request began (`_began`) is refused."""
     return apply(engine, ref, DocsReceived(on), now=now, policy=policy, actor=actor, dated=on,
                  allow_future=allow_future)
 
